@@ -1,0 +1,228 @@
+"""``sco-settle``: the command line. Parsing and printing only; the work is done elsewhere."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sco_settle.domain.money import format_minor_amount
+from sco_settle.ledger import BatchTooLargeError, Ledger
+from sco_settle.ledger.invariants import verify as verify_store
+from sco_settle.ledger.jsonl import (
+    BatchFormatError,
+    account_to_json,
+    error_line,
+    parse_batch,
+    results_line,
+    transfer_to_json,
+)
+from sco_settle.storage import SqliteStore, StoreLockedError
+from sco_settle.storage.sqlite import StoreFormatError
+
+app = typer.Typer(
+    name="sco-settle",
+    help="SCO Settle: national-currency settlement for banks of SCO states.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file.")]
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line on stderr, exit code 1."""
+
+
+def _open_ledger(db: Path) -> Ledger:
+    return Ledger(SqliteStore(db))
+
+
+def _open_readonly(db: Path) -> SqliteStore:
+    if not db.exists():
+        raise CliError(f"no database at {db} (create one with: sco-settle init --db {db})")
+    return SqliteStore(db, readonly=True)
+
+
+@app.command()
+def init(
+    db: DbOption,
+    network: Annotated[str, typer.Option(help='Network name ("sco") or a YAML file.')] = "sco",
+) -> None:
+    """Create a database holding a network's participants, their accounts and opening balances."""
+    from sco_settle.network import load_network
+
+    if db.exists():
+        raise CliError(f"{db} already exists; choose a new path")
+    loaded = load_network(network)
+    with _open_ledger(db) as ledger:
+        summary = _install_network(ledger, loaded)
+    console.print(
+        f"Created {db}: {summary['accounts']} accounts for {len(loaded.participants)} participants,"
+        f" {summary['transfers']} opening transfers."
+    )
+
+
+def _install_network(ledger: Ledger, loaded: object) -> dict[str, int]:
+    accounts = loaded.ledger_accounts()  # type: ignore[attr-defined]
+    transfers = loaded.opening_transfers()  # type: ignore[attr-defined]
+    for start in range(0, len(accounts), 8190):
+        results = ledger.create_accounts(accounts[start : start + 8190])
+        bad = [(i, r) for i, r in enumerate(results) if r not in ("ok", "exists")]
+        if bad:
+            raise CliError(f"network account {accounts[start + bad[0][0]].ref}: {bad[0][1]}")
+    for start in range(0, len(transfers), 8190):
+        results = ledger.create_transfers(transfers[start : start + 8190])
+        bad = [(i, r) for i, r in enumerate(results) if r not in ("ok", "exists")]
+        if bad:
+            raise CliError(f"opening transfer {transfers[start + bad[0][0]].ref}: {bad[0][1]}")
+    return {"accounts": len(accounts), "transfers": len(transfers)}
+
+
+@app.command()
+def apply(db: DbOption) -> None:
+    """Apply JSON-lines batches from stdin; print one result line per batch once it is durable."""
+    out = sys.stdout
+    with _open_ledger(db) as ledger:
+        for line_number, line in enumerate(sys.stdin.buffer, start=1):
+            if not line.strip():
+                continue
+            try:
+                kind, items = parse_batch(line)
+                if kind == "accounts":
+                    results = ledger.create_accounts(items)  # type: ignore[arg-type]
+                else:
+                    results = ledger.create_transfers(items)  # type: ignore[arg-type]
+            except (BatchFormatError, BatchTooLargeError) as error:
+                out.write(error_line(line_number, str(error)) + "\n")
+                out.flush()
+                continue
+            # The batch is durable (committed and fsync'd) before this line is written.
+            out.write(results_line(results) + "\n")
+            out.flush()
+
+
+@app.command()
+def export(
+    what: Annotated[str, typer.Argument(help='"transfers" or "accounts".')],
+    db: DbOption,
+) -> None:
+    """Print every transfer (in timestamp order) or account as JSON lines."""
+    if what not in ("transfers", "accounts"):
+        raise CliError(f'export takes "transfers" or "accounts", not {what!r}')
+    store = _open_readonly(db)
+    try:
+        write = sys.stdout.write
+        if what == "transfers":
+            for transfer in store.iter_transfers():
+                write(json.dumps(transfer_to_json(transfer)) + "\n")
+        else:
+            for stored in store.load_accounts():
+                write(json.dumps(account_to_json(stored.account, stored.balance())) + "\n")
+    finally:
+        store.close()
+
+
+@app.command()
+def balances(
+    db: DbOption,
+    participant: Annotated[str | None, typer.Option(help="Only this participant's BIC.")] = None,
+) -> None:
+    """Show account balances (posted and pending), in major units."""
+    store = _open_readonly(db)
+    try:
+        rows = [
+            s for s in store.load_accounts() if participant is None or s.account.participant == participant
+        ]
+    finally:
+        store.close()
+    if participant is not None and not rows:
+        raise CliError(f"no accounts for participant {participant!r}")
+    table = Table(title=f"Balances in {db}")
+    for column in ("participant", "kind", "currency", "ref", "posted", "pending dr", "pending cr"):
+        table.add_column(column, justify="right" if column.startswith(("posted", "pending")) else "left")
+    for stored in sorted(rows, key=lambda s: (s.account.participant, s.account.currency, s.account.kind)):
+        account = stored.account
+        posted = stored.credits_posted - stored.debits_posted
+        table.add_row(
+            account.participant,
+            account.kind,
+            account.currency,
+            account.ref,
+            format_minor_amount(posted, account.currency),
+            format_minor_amount(stored.debits_pending, account.currency),
+            format_minor_amount(stored.credits_pending, account.currency),
+        )
+    console.print(table)
+
+
+@app.command()
+def verify(db: DbOption) -> None:
+    """Recompute every balance from the journal and check every invariant."""
+    store = _open_readonly(db)
+    try:
+        report = verify_store(store)
+    finally:
+        store.close()
+    if not report.ok:
+        error_console.print(f"verify: FAILED: {report.violation}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(
+        f"verify: OK: {report.accounts} accounts, {report.transfers} transfers,"
+        f" {report.resolutions} pending resolutions; debits = credits in"
+        f" {len(report.currencies)} currencies"
+    )
+
+
+@app.command()
+def demo(
+    db: DbOption = Path("sco-demo.db"),
+    transfers: Annotated[int, typer.Option(help="How many transfers to run.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same transfers).")] = 7,
+) -> None:
+    """The main job: a fresh database on the SCO network, funded, then N transfers, summarised."""
+    from sco_settle.cli.demo import run_demo
+
+    if transfers <= 0:
+        raise CliError("--transfers must be positive")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    started = time.perf_counter()
+    run_demo(db, transfers, seed, console)
+    console.print(f"Done in {time.perf_counter() - started:.1f} s. Check it: sco-settle verify --db {db}")
+
+
+def _mount_optional_apps() -> None:
+    try:
+        from sco_settle.cli.iso import iso_app
+    except ImportError:  # The ISO 20022 adapter is optional at this stage of the project.
+        return
+    app.add_typer(iso_app, name="iso")
+
+
+_mount_optional_apps()
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as error:
+        error_console.print(f"sco-settle: {error}", markup=False, highlight=False)
+        sys.exit(1)
+    except (StoreLockedError, StoreFormatError, FileNotFoundError) as error:
+        error_console.print(f"sco-settle: {error}", markup=False, highlight=False)
+        sys.exit(1)
+    except Exception as error:  # The network loader and friends raise their own ValueErrors.
+        if type(error).__name__ in ("NetworkError",):
+            error_console.print(f"sco-settle: {error}", markup=False, highlight=False)
+            sys.exit(1)
+        raise

@@ -1,0 +1,6 @@
+"""Store adapters for the ledger's Store port: in-memory (reference) and SQLite (embedded default)."""
+
+from sco_settle.storage.memory import MemoryStore
+from sco_settle.storage.sqlite import SqliteStore, StoreLockedError
+
+__all__ = ["MemoryStore", "SqliteStore", "StoreLockedError"]
