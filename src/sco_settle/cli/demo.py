@@ -91,12 +91,12 @@ def _run_workload(
         done = 0
         while done < transfers:
             batch: list[Transfer] = []
-            for pending in pending_to_resolve:
+            room = min(BATCH_EVENTS_MAX, transfers - done)
+            for pending in pending_to_resolve[:room]:
                 flag = TransferFlags.POST_PENDING if rng.random() < 0.7 else TransferFlags.VOID_PENDING
                 batch.append(Transfer(next_id, flags=int(flag), pending_id=pending.id, code=2))
                 next_id += 1
             pending_to_resolve = []
-            room = min(BATCH_EVENTS_MAX, transfers - done + len(batch))
             while len(batch) < room:
                 currency = currencies[rng.randrange(len(currencies))]
                 accounts = by_currency[currency]
@@ -160,10 +160,12 @@ def _print_summary(console: Console, outcome: _Outcome, elapsed: float, report, 
     )
     table.add_row("verify seconds", f"{verify_seconds:.2f}")
     console.print(table)
-    totals = Table(title="Posted per currency (plain and linked transfers)")
+    totals = Table(title="Per currency: value moved by plain and linked transfers; ledger totals")
     for column in ("currency", "transfers", "value moved", "total posted debits = credits"):
         totals.add_column(column, justify="right")
     for currency, (posted, _pending) in report.currencies.items():
+        if not outcome.count.get(currency):
+            continue
         totals.add_row(
             currency,
             f"{outcome.count.get(currency, 0):,}",

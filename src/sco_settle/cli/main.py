@@ -33,7 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
+console = Console(soft_wrap=True)
 error_console = Console(stderr=True)
 
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file.")]

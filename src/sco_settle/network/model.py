@@ -1,0 +1,825 @@
+"""The network file's data model: countries, participants, accounts, links and swap lines.
+
+A ``Network`` is the validated content of one network file (see docs/reference/network.md). It
+mirrors the file: amounts are kept as the exact decimal major units written there, and converted to
+integer minor units only when ledger accounts and opening transfers are derived from it.
+
+Invariants (checked by ``Network``'s validator; a ``Network`` that exists satisfies them all):
+- Every BIC is a valid ISO 9362 code, unique in the network, and its country letters (positions
+  5-6) equal the participant's country. A synthetic code (no real BIC known) uses the ISO 9362
+  test form (second character of the location code is ``0``), so it can never be a live BIC.
+- Every participant, link and swap line refers only to countries and participants in the file.
+- Each currency used by an account has exactly one central bank (its settlement agent) here.
+- Every amount is exact in its currency's minor units and fits in ``AMOUNT_MAX``.
+- Every account key is unique, so every derived account id is unique.
+- Every fact marked ``uncertain`` carries a ``note`` saying what is uncertain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from sco_settle.domain.account import Account, AccountFlags, AccountKind
+from sco_settle.domain.ids import ID_MAX
+from sco_settle.domain.money import AMOUNT_MAX, currency
+from sco_settle.domain.participants import (
+    Country,
+    Participant,
+    ParticipantKind,
+    ScoStatus,
+    bic_country,
+    parse_bic,
+    parse_country,
+)
+from sco_settle.domain.transfer import Transfer
+
+FORMAT_VERSION = 1
+
+# Ledger ``code`` of every account and opening transfer derived from a network file.
+NETWORK_ACCOUNT_CODE = 1
+OPENING_TRANSFER_CODE = 1
+OPENING_TRANSFER_REF = "opening balance"
+
+# Kinds a participant may open explicitly under ``accounts:``. Issuance, vostro and swap-line
+# accounts are derived from the participant's kind, the links and the swap lines instead.
+OPENABLE_ACCOUNT_KINDS = frozenset({AccountKind.SETTLEMENT, AccountKind.LIQUIDITY, AccountKind.FEE})
+
+NETWORK_PARTICIPANT_KINDS = frozenset(
+    {
+        ParticipantKind.CENTRAL_BANK,
+        ParticipantKind.COMMERCIAL_BANK,
+        ParticipantKind.PAYMENT_PROVIDER,
+    }
+)
+
+# A location path into the network document, as pydantic reports it: ("participants", 3, "bic").
+Loc = tuple[str | int, ...]
+# A problem found across entries: where it is, and a message that names the entry.
+Problem = tuple[Loc, str]
+
+
+def account_id_for_key(key: str) -> int:
+    """A deterministic 128-bit account (or transfer) id for a stable textual key.
+
+    The id is the big-endian BLAKE2b-128 digest of the UTF-8 key. The two reserved ids (0 and
+    2**128-1) are skipped by rehashing with a counter suffix; the chance of ever needing that is
+    2**-127, but the ledger must never see a reserved id.
+    """
+    assert isinstance(key, str) and key, key
+    candidate = key
+    for attempt in range(1, 16):
+        digest = hashlib.blake2b(candidate.encode("utf-8"), digest_size=16).digest()
+        number = int.from_bytes(digest, "big")
+        if 0 < number < ID_MAX:
+            return number
+        candidate = f"{key}#{attempt}"
+    raise AssertionError(f"no usable id for key {key!r}")  # pragma: no cover
+
+
+# Account keys: the stable text from which each account's id and ``ref`` are made.
+
+
+def settlement_key(bic: str, currency_code: str) -> str:
+    return f"settlement:{bic}:{currency_code}"
+
+
+def issuance_key(bic: str, currency_code: str) -> str:
+    return f"issuance:{bic}:{currency_code}"
+
+
+def vostro_key(holder_bic: str, owner_bic: str, currency_code: str) -> str:
+    return f"vostro:{holder_bic}:{owner_bic}:{currency_code}"
+
+
+def swap_line_key(drawer_bic: str, provider_bic: str, currency_code: str) -> str:
+    return f"swap-line:{drawer_bic}:{provider_bic}:{currency_code}"
+
+
+def opening_transfer_key(account_key: str) -> str:
+    return f"opening:{account_key}"
+
+
+# Field types. Each rejects the wrong YAML type outright instead of coercing it.
+
+
+def _bic(value: object) -> str:
+    return parse_bic(value)
+
+
+def _country_code(value: object) -> str:
+    return parse_country(value)
+
+
+def _currency_code(value: object) -> str:
+    return currency(value).code  # type: ignore[arg-type]
+
+
+def _major_amount(value: object) -> Decimal:
+    """An amount in major units, written as an integer or a decimal string; never a float."""
+    if isinstance(value, bool | float):
+        raise ValueError(
+            f"amount {value!r} must be an integer or a quoted decimal string, not a "
+            f"{type(value).__name__} (floats cannot hold money exactly)"
+        )
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"amount {value!r} is not a decimal number") from None
+        if not number.is_finite():
+            raise ValueError(f"amount {value!r} is not finite")
+        return number
+    if isinstance(value, Decimal) and value.is_finite():
+        return value
+    raise ValueError(f"amount must be an integer or a decimal string, got {type(value).__name__}")
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"amount {value} must not be negative")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"amount {value} must be positive")
+    return value
+
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def _full_date(value: object) -> dt.date:
+    """A calendar date: a YAML date or an ISO ``YYYY-MM-DD`` string (never a number)."""
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"expected a date, got a date and time {value!r}")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a date of the form YYYY-MM-DD, got {value!r}")
+
+
+def _partial_date(value: object) -> str:
+    """A date known to the year, month or day: ``2012``, ``2011-12`` or ``2014-10-13``."""
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"expected a date, got a date and time {value!r}")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date (YYYY, YYYY-MM or YYYY-MM-DD), got {value!r}")
+    match = _PARTIAL_DATE.match(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a date of the form YYYY, YYYY-MM or YYYY-MM-DD")
+    year, month, day = (int(part) if part else 1 for part in match.groups())
+    try:
+        dt.date(year, month, day)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a valid date: {error}") from None
+    return match.group(0)
+
+
+def _format_version(value: object) -> int:
+    if value != FORMAT_VERSION or isinstance(value, bool):
+        raise ValueError(f"unsupported format {value!r}: this loader reads format {FORMAT_VERSION}")
+    return FORMAT_VERSION
+
+
+def _network_kind(value: ParticipantKind) -> ParticipantKind:
+    if value not in NETWORK_PARTICIPANT_KINDS:
+        allowed = ", ".join(sorted(NETWORK_PARTICIPANT_KINDS))
+        raise ValueError(f"participant kind {value.value!r} is not allowed here (use {allowed})")
+    return value
+
+
+def _openable_kind(value: AccountKind) -> AccountKind:
+    if value not in OPENABLE_ACCOUNT_KINDS:
+        allowed = ", ".join(sorted(OPENABLE_ACCOUNT_KINDS))
+        raise ValueError(
+            f"account kind {value.value!r} cannot be opened explicitly (use {allowed}; issuance, "
+            "vostro and swap-line accounts are derived)"
+        )
+    return value
+
+
+Bic = Annotated[str, BeforeValidator(_bic)]
+CountryCode = Annotated[str, BeforeValidator(_country_code)]
+CurrencyCode = Annotated[str, BeforeValidator(_currency_code)]
+MajorAmount = Annotated[Decimal, BeforeValidator(_major_amount)]
+PositiveMajorAmount = Annotated[MajorAmount, AfterValidator(_positive)]
+NonNegativeMajorAmount = Annotated[MajorAmount, AfterValidator(_non_negative)]
+PartialDate = Annotated[str, BeforeValidator(_partial_date)]
+FullDate = Annotated[dt.date, BeforeValidator(_full_date)]
+Text = Annotated[StrictStr, Field(min_length=1)]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def minor_units_of(amount: Decimal, currency_code: str) -> int:
+    """Exact conversion of major units to minor units; raises ``ValueError`` if inexact."""
+    scaled = amount.scaleb(currency(currency_code).minor_units)
+    if scaled != scaled.to_integral_value():
+        digits = currency(currency_code).minor_units
+        raise ValueError(
+            f"amount {amount} has more than {digits} decimal places allowed for {currency_code}"
+        )
+    minor = int(scaled)
+    if minor > AMOUNT_MAX:
+        raise ValueError(f"amount {amount} {currency_code} exceeds {AMOUNT_MAX} minor units")
+    return minor
+
+
+class StatusPeriod(_Entry):
+    """An SCO status a state held before its current one, and since when (year is enough)."""
+
+    status: ScoStatus
+    since: PartialDate | None = None
+    uncertain: StrictBool = False
+    note: Text | None = None
+
+
+class CountryEntry(_Entry):
+    code: CountryCode
+    name: Text
+    sco_status: ScoStatus
+    sco_status_since: FullDate | None = None
+    currency: CurrencyCode
+    previous_statuses: tuple[StatusPeriod, ...] = ()
+    uncertain: StrictBool = False
+    note: Text | None = None
+
+    def to_domain(self) -> Country:
+        return Country(
+            alpha_2=self.code,
+            name=self.name,
+            sco_status=self.sco_status,
+            sco_status_since=self.sco_status_since,
+            currency=self.currency,
+        )
+
+
+class AccountEntry(_Entry):
+    """An account a participant opens; a settlement account in its home currency is implied."""
+
+    kind: Annotated[AccountKind, AfterValidator(_openable_kind)] = AccountKind.SETTLEMENT
+    currency: CurrencyCode
+    # Major units; a simulation assumption, funded from the currency's issuance account.
+    opening_balance: PositiveMajorAmount | None = None
+
+
+class ParticipantEntry(_Entry):
+    bic: Bic
+    name: Text
+    kind: Annotated[ParticipantKind, AfterValidator(_network_kind)]
+    country: CountryCode
+    # Currencies this participant may hold accounts in (and book vostros in). Default: home only.
+    currencies: tuple[CurrencyCode, ...] | None = None
+    accounts: tuple[AccountEntry, ...] = ()
+    # True when no real BIC is known and ``bic`` is an SCO Settle identifier in ISO 9362 test form.
+    synthetic_bic: StrictBool = False
+    uncertain: StrictBool = False
+    note: Text | None = None
+
+    def to_domain(self) -> Participant:
+        return Participant(bic=self.bic, name=self.name, kind=self.kind, country=self.country)
+
+
+class CorrespondentLink(_Entry):
+    """``holder`` keeps a vostro account for ``owner`` in ``currency`` ("yours with us")."""
+
+    holder: Bic
+    owner: Bic
+    currency: CurrencyCode
+    credit_limit: NonNegativeMajorAmount = Decimal(0)
+    opening_balance: PositiveMajorAmount | None = None
+    uncertain: StrictBool = False
+    note: Text | None = None
+
+    @property
+    def key(self) -> str:
+        return vostro_key(self.holder, self.owner, self.currency)
+
+
+class SwapLine(_Entry):
+    """A bilateral central-bank currency swap line; each side may draw the other's currency."""
+
+    central_banks: tuple[Bic, Bic]
+    # Agreed size in major units of each central bank's currency; null where no source gives it.
+    size: dict[CurrencyCode, PositiveMajorAmount | None]
+    signed: PartialDate | None = None
+    renewed: tuple[PartialDate, ...] = ()
+    tenor_years: Annotated[StrictInt, Field(gt=0, le=100)]
+    status: Text
+    uncertain: StrictBool = False
+    note: Text | None = None
+
+    @property
+    def last_signed(self) -> str:
+        """The latest signing or renewal found (partial dates of one year sort correctly)."""
+        dates = [*([self.signed] if self.signed else []), *self.renewed]
+        assert dates, self
+        return max(dates)
+
+    def size_minor(self, currency_code: str) -> int | None:
+        amount = self.size[currency_code]
+        return None if amount is None else minor_units_of(amount, currency_code)
+
+
+class NetworkProblems(ValueError):
+    """Cross-reference problems found in a network, each with its location in the document."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        assert problems
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = problems
+
+
+class Network(_Entry):
+    """A validated network: reference data, and the ledger accounts and transfers it implies."""
+
+    format: Annotated[int, BeforeValidator(_format_version)] = FORMAT_VERSION
+    name: Text
+    description: Text | None = None
+    countries: tuple[CountryEntry, ...]
+    participants: tuple[ParticipantEntry, ...]
+    correspondent_links: tuple[CorrespondentLink, ...] = ()
+    swap_lines: tuple[SwapLine, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Network:
+        problems = list(_network_problems(self))
+        if problems:
+            raise NetworkProblems(problems)
+        return self
+
+    # Lookups.
+
+    @cached_property
+    def participants_by_bic(self) -> Mapping[str, ParticipantEntry]:
+        return MappingProxyType({p.bic: p for p in self.participants})
+
+    @cached_property
+    def countries_by_code(self) -> Mapping[str, CountryEntry]:
+        return MappingProxyType({c.code: c for c in self.countries})
+
+    @cached_property
+    def settlement_agents(self) -> Mapping[str, str]:
+        """Currency code -> BIC of the central bank that issues and settles it."""
+        return MappingProxyType(_settlement_agents(self))
+
+    def participant(self, bic: str) -> ParticipantEntry:
+        found = self.participants_by_bic.get(bic)
+        if found is None:
+            raise KeyError(f"no participant with BIC {bic!r} in network {self.name!r}")
+        return found
+
+    def country(self, code: str) -> CountryEntry:
+        found = self.countries_by_code.get(code)
+        if found is None:
+            raise KeyError(f"no country {code!r} in network {self.name!r}")
+        return found
+
+    def country_of(self, bic: str) -> CountryEntry:
+        return self.country(self.participant(bic).country)
+
+    def currency_settlement_agent(self, currency_code: str) -> str:
+        """The BIC of the central bank that issues ``currency_code`` and settles it."""
+        found = self.settlement_agents.get(currency_code)
+        if found is None:
+            raise KeyError(f"no central bank issues {currency_code!r} in network {self.name!r}")
+        return found
+
+    def home_currency(self, bic: str) -> str:
+        return self.country_of(bic).currency
+
+    def allowed_currencies(self, bic: str) -> tuple[str, ...]:
+        entry = self.participant(bic)
+        return entry.currencies or (self.home_currency(bic),)
+
+    # Ledger view.
+
+    @cached_property
+    def accounts_by_key(self) -> Mapping[str, Account]:
+        derived = list(_derive_accounts(self))
+        accounts = {account.ref: account for account in derived}
+        # The validator proved keys unique; ids are hashes of keys, so they must be unique too.
+        assert len(accounts) == len(derived), "duplicate account keys"
+        assert len({account.id for account in derived}) == len(derived), "account id collision"
+        return MappingProxyType(accounts)
+
+    def ledger_accounts(self) -> list[Account]:
+        """Every account the network implies, in file order; ids are derived from the keys."""
+        return list(self.accounts_by_key.values())
+
+    def opening_balances(self) -> list[tuple[str, int]]:
+        """(account key, amount in minor units) for every funded account, in file order."""
+        return list(_opening_balances(self))
+
+    def opening_transfers(self) -> list[Transfer]:
+        """Transfers from each currency's issuance account that fund the opening balances."""
+        transfers = []
+        for key, amount in self.opening_balances():
+            credit = self.accounts_by_key[key]
+            agent = self.currency_settlement_agent(credit.currency)
+            debit = self.accounts_by_key[issuance_key(agent, credit.currency)]
+            assert debit.currency == credit.currency, (debit, credit)
+            transfers.append(
+                Transfer(
+                    id=account_id_for_key(opening_transfer_key(key)),
+                    debit_account=debit.id,
+                    credit_account=credit.id,
+                    amount=amount,
+                    code=OPENING_TRANSFER_CODE,
+                    ref=OPENING_TRANSFER_REF,
+                )
+            )
+        return transfers
+
+
+def _settlement_agents(network: Network) -> dict[str, str]:
+    countries = {c.code: c for c in network.countries}
+    agents: dict[str, str] = {}
+    for entry in network.participants:
+        if entry.kind is ParticipantKind.CENTRAL_BANK and entry.country in countries:
+            agents.setdefault(countries[entry.country].currency, entry.bic)
+    return agents
+
+
+# Account derivation. The validator has already proven that keys are unique and every reference
+# resolves, so these functions assert instead of reporting.
+
+
+def _derive_accounts(network: Network) -> Iterator[Account]:
+    constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+    for entry in network.participants:
+        home = network.home_currency(entry.bic)
+        if entry.kind is ParticipantKind.CENTRAL_BANK:
+            # The issuance account is unconstrained: it goes negative by exactly the amount of the
+            # currency in circulation inside the network.
+            yield _account(issuance_key(entry.bic, home), entry.bic, home, AccountKind.ISSUANCE, 0)
+        yield _account(
+            settlement_key(entry.bic, home), entry.bic, home, AccountKind.SETTLEMENT, constrained
+        )
+        for opened in entry.accounts:
+            key = _opened_key(entry.bic, opened)
+            if key != settlement_key(entry.bic, home):
+                yield _account(key, entry.bic, opened.currency, opened.kind, constrained)
+    for link in network.correspondent_links:
+        limit = minor_units_of(link.credit_limit, link.currency)
+        yield _account(link.key, link.owner, link.currency, AccountKind.VOSTRO, constrained, limit)
+    for line in network.swap_lines:
+        yield from _swap_line_accounts(network, line)
+
+
+def _swap_line_accounts(network: Network, line: SwapLine) -> Iterator[Account]:
+    """Each side may draw the other's currency up to the agreed size (0 where it is unknown)."""
+    constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+    first, second = line.central_banks
+    for drawer, provider in ((second, first), (first, second)):
+        drawn = network.home_currency(provider)
+        limit = line.size_minor(drawn) or 0
+        key = swap_line_key(drawer, provider, drawn)
+        yield _account(key, drawer, drawn, AccountKind.SWAP_LINE, constrained, limit)
+
+
+def _account(
+    key: str, bic: str, currency_code: str, kind: AccountKind, flags: int, limit: int = 0
+) -> Account:
+    assert limit >= 0, (key, limit)
+    return Account(
+        id=account_id_for_key(key),
+        participant=bic,
+        currency=currency_code,
+        kind=kind.value,
+        flags=flags,
+        credit_limit=limit,
+        code=NETWORK_ACCOUNT_CODE,
+        ref=key,
+    )
+
+
+def _opened_key(bic: str, opened: AccountEntry) -> str:
+    return f"{opened.kind.value}:{bic}:{opened.currency}"
+
+
+def _opening_balances(network: Network) -> Iterator[tuple[str, int]]:
+    for entry in network.participants:
+        for opened in entry.accounts:
+            if opened.opening_balance is not None:
+                minor = minor_units_of(opened.opening_balance, opened.currency)
+                yield _opened_key(entry.bic, opened), minor
+    for link in network.correspondent_links:
+        if link.opening_balance is not None:
+            yield link.key, minor_units_of(link.opening_balance, link.currency)
+
+
+# Validation across entries. Each check yields (location, message); the loader maps locations to
+# line numbers, so one run reports every problem in the file.
+
+
+def loc_text(loc: tuple[object, ...]) -> str:
+    """A location inside an entry as text: ``accounts[0].opening_balance``.
+
+    pydantic's own tags (``[key]``, ``function-after[...]``) are not locations and are left out.
+    """
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and "[" not in part:
+            text += f".{part}" if text else part
+    return text
+
+
+def participant_label(bic: object) -> str:
+    return f"participant {bic!r}"
+
+
+def link_label(holder: object, owner: object, currency_code: object) -> str:
+    return f"correspondent link {holder} -> {owner} ({currency_code})"
+
+
+def swap_line_label(central_banks: object) -> str:
+    if isinstance(central_banks, list | tuple) and len(central_banks) == 2:
+        return f"swap line {central_banks[0]}/{central_banks[1]}"
+    return "swap line"
+
+
+def entry_label(section: str, index: int, entry: object) -> str:
+    """How messages name an entry: by its BIC or code where it has one, else by position.
+
+    Works on validated entries and on the raw mappings read from YAML, so that messages from
+    pydantic (raw input) and from the cross-checks (entries) name things the same way.
+    """
+
+    def field(name: str) -> object:
+        if isinstance(entry, Mapping):
+            return entry.get(name)
+        return getattr(entry, name, None)
+
+    if section == "countries" and isinstance(field("code"), str):
+        return f"country {field('code')!r}"
+    if section == "participants" and isinstance(field("bic"), str):
+        return participant_label(field("bic"))
+    if section == "correspondent_links" and isinstance(field("holder"), str):
+        return link_label(field("holder"), field("owner"), field("currency"))
+    if section == "swap_lines" and field("central_banks") is not None:
+        return swap_line_label(field("central_banks"))
+    return f"{section}[{index}]"
+
+
+def _network_problems(network: Network) -> Iterator[Problem]:
+    yield from _country_problems(network)
+    yield from _participant_problems(network)
+    yield from _account_problems(network)
+    yield from _link_problems(network)
+    yield from _swap_line_problems(network)
+    yield from _uncertain_problems(network)
+    yield from _issuance_total_problems(network)
+
+
+def _country_problems(network: Network) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for index, country in enumerate(network.countries):
+        label = f"country {country.code!r}"
+        if country.code in seen:
+            yield ("countries", index, "code"), f"{label}: duplicate country"
+        seen.add(country.code)
+        if country.sco_status is not ScoStatus.NONE and country.sco_status_since is None:
+            yield ("countries", index), f"{label}: sco_status_since is required"
+
+
+def _participant_problems(network: Network) -> Iterator[Problem]:
+    countries = {c.code: c for c in network.countries}
+    seen: set[str] = set()
+    central_banks: dict[str, str] = {}  # currency -> BIC
+    for index, entry in enumerate(network.participants):
+        loc: Loc = ("participants", index)
+        label = participant_label(entry.bic)
+        if entry.bic in seen:
+            yield (*loc, "bic"), f"{label}: duplicate BIC"
+        seen.add(entry.bic)
+        if bic_country(entry.bic) != entry.country:
+            message = (
+                f"{label}: BIC country {bic_country(entry.bic)!r} does not match "
+                f"country {entry.country!r}"
+            )
+            yield (*loc, "bic"), message
+        yield from _synthetic_bic_problems(entry, loc)
+        country = countries.get(entry.country)
+        if country is None:
+            yield (*loc, "country"), f"{label}: country {entry.country!r} is not in countries"
+            continue
+        home = country.currency
+        if entry.currencies is not None and home not in entry.currencies:
+            message = f"{label}: currencies must include the home currency {home}"
+            yield (*loc, "currencies"), message
+        if entry.currencies is not None and len(set(entry.currencies)) != len(entry.currencies):
+            yield (*loc, "currencies"), f"{label}: currencies lists a currency twice"
+        if entry.kind is ParticipantKind.CENTRAL_BANK:
+            other = central_banks.setdefault(home, entry.bic)
+            if other != entry.bic:
+                yield (*loc, "kind"), f"{label}: {other} is already the central bank for {home}"
+
+
+def _synthetic_bic_problems(entry: ParticipantEntry, loc: Loc) -> Iterator[Problem]:
+    # ISO 9362: a "0" as the second character of the location code marks a test-and-training BIC,
+    # which is never a live SWIFT address. Synthetic codes must use that form, and codes in that
+    # form must be declared synthetic, so that no invented code can pass for a real one.
+    label = participant_label(entry.bic)
+    test_form = entry.bic[7] == "0"
+    if entry.synthetic_bic and not test_form:
+        message = f"{label}: a synthetic BIC must use the ISO 9362 test form (8th character '0')"
+        yield (*loc, "bic"), message
+    if test_form and not entry.synthetic_bic:
+        message = f"{label}: {entry.bic} is an ISO 9362 test BIC; mark it synthetic_bic: true"
+        yield (*loc, "bic"), message
+    if entry.synthetic_bic and not entry.uncertain:
+        yield (*loc, "synthetic_bic"), f"{label}: a synthetic BIC must be marked uncertain: true"
+
+
+def _account_problems(network: Network) -> Iterator[Problem]:
+    countries = {c.code: c for c in network.countries}
+    agents = _settlement_agents(network)
+    keys: set[str] = set()
+    for index, entry in enumerate(network.participants):
+        if entry.country not in countries:
+            continue  # Reported by _participant_problems.
+        home = countries[entry.country].currency
+        allowed = entry.currencies or (home,)
+        label = participant_label(entry.bic)
+        if home not in agents:
+            message = f"{label}: no central bank in the network issues its home currency {home}"
+            yield ("participants", index, "country"), message
+        for number, opened in enumerate(entry.accounts):
+            loc: Loc = ("participants", index, "accounts", number)
+            key = _opened_key(entry.bic, opened)
+            if key in keys:
+                yield loc, f"{label}: duplicate account {key}"
+            keys.add(key)
+            if opened.currency not in allowed:
+                message = (
+                    f"{label}: account currency {opened.currency} is not one of the "
+                    f"participant's currencies ({', '.join(allowed)})"
+                )
+                yield (*loc, "currency"), message
+            elif opened.currency not in agents:
+                message = f"{label}: no central bank in the network issues {opened.currency}"
+                yield (*loc, "currency"), message
+            balance = opened.opening_balance
+            yield from _amount_problems(loc, "opening_balance", label, balance, opened.currency)
+
+
+def _link_problems(network: Network) -> Iterator[Problem]:
+    by_bic = {p.bic: p for p in network.participants}
+    agents = _settlement_agents(network)
+    home_currencies = {c.code: c.currency for c in network.countries}
+    seen: set[str] = set()
+    for index, link in enumerate(network.correspondent_links):
+        loc: Loc = ("correspondent_links", index)
+        label = link_label(link.holder, link.owner, link.currency)
+        for role, bic in (("holder", link.holder), ("owner", link.owner)):
+            if bic not in by_bic:
+                yield (*loc, role), f"{label}: unknown participant {bic!r}"
+        if link.holder == link.owner:
+            yield (*loc, "owner"), f"{label}: holder and owner must be different"
+        if link.key in seen:
+            yield loc, f"{label}: duplicate correspondent link"
+        seen.add(link.key)
+        holder = by_bic.get(link.holder)
+        if holder is not None and holder.country in home_currencies:
+            allowed = holder.currencies or (home_currencies[holder.country],)
+            if link.currency not in allowed:
+                message = (
+                    f"{label}: the holder does not deal in {link.currency} "
+                    f"(its currencies: {', '.join(allowed)})"
+                )
+                yield (*loc, "currency"), message
+        if link.currency not in agents:
+            message = f"{label}: no central bank in the network issues {link.currency}"
+            yield (*loc, "currency"), message
+        yield from _amount_problems(loc, "credit_limit", label, link.credit_limit, link.currency)
+        balance = link.opening_balance
+        yield from _amount_problems(loc, "opening_balance", label, balance, link.currency)
+
+
+def _swap_line_problems(network: Network) -> Iterator[Problem]:
+    by_bic = {p.bic: p for p in network.participants}
+    home_currencies = {c.code: c.currency for c in network.countries}
+    seen: set[frozenset[str]] = set()
+    for index, line in enumerate(network.swap_lines):
+        loc: Loc = ("swap_lines", index)
+        label = swap_line_label(line.central_banks)
+        pair = frozenset(line.central_banks)
+        if len(pair) != 2:
+            yield (*loc, "central_banks"), f"{label}: the two central banks must be different"
+            continue
+        if pair in seen:
+            yield (*loc, "central_banks"), f"{label}: duplicate swap line"
+        seen.add(pair)
+        currencies: list[str] = []
+        for number, bic in enumerate(line.central_banks):
+            entry = by_bic.get(bic)
+            if entry is None:
+                yield (*loc, "central_banks", number), f"{label}: unknown participant {bic!r}"
+            elif entry.kind is not ParticipantKind.CENTRAL_BANK:
+                yield (*loc, "central_banks", number), f"{label}: {bic} is not a central bank"
+            elif entry.country in home_currencies:
+                currencies.append(home_currencies[entry.country])
+        if len(currencies) == 2 and set(line.size) != set(currencies):
+            message = (
+                f"{label}: size must give exactly the currencies {' and '.join(currencies)}, "
+                f"got {', '.join(line.size) or 'none'}"
+            )
+            yield (*loc, "size"), message
+            continue
+        if all(amount is None for amount in line.size.values()):
+            yield (*loc, "size"), f"{label}: at least one size must be known"
+        for code, amount in line.size.items():
+            yield from _amount_problems((*loc, "size"), code, label, amount, code)
+        if line.signed is None and not line.renewed:
+            yield loc, f"{label}: give signed or renewed (a date is required)"
+
+
+def _amount_problems(
+    loc: Loc, field: str, label: str, amount: Decimal | None, currency_code: str
+) -> Iterator[Problem]:
+    if amount is None:
+        return
+    try:
+        minor_units_of(amount, currency_code)
+    except ValueError as error:
+        yield (*loc, field), f"{label}: {loc_text((*loc[2:], field))}: {error}"
+
+
+def _uncertain_problems(network: Network) -> Iterator[Problem]:
+    sections: list[tuple[str, tuple[Any, ...]]] = [
+        ("countries", network.countries),
+        ("participants", network.participants),
+        ("correspondent_links", network.correspondent_links),
+        ("swap_lines", network.swap_lines),
+    ]
+    for section, entries in sections:
+        for index, entry in enumerate(entries):
+            if entry.uncertain and entry.note is None:
+                label = entry_label(section, index, entry)
+                message = f"{label}: an uncertain fact needs a note saying what is uncertain"
+                yield (section, index, "uncertain"), message
+
+
+def _issuance_total_problems(network: Network) -> Iterator[Problem]:
+    # Every opening balance in a currency is debited from one issuance account, whose debit counter
+    # must stay within AMOUNT_MAX like any other; report the entry that would push it past.
+    funded: list[tuple[Loc, str, Decimal | None, str]] = []
+    for index, entry in enumerate(network.participants):
+        label = participant_label(entry.bic)
+        for number, opened in enumerate(entry.accounts):
+            loc: Loc = ("participants", index, "accounts", number, "opening_balance")
+            funded.append((loc, label, opened.opening_balance, opened.currency))
+    for index, link in enumerate(network.correspondent_links):
+        loc = ("correspondent_links", index, "opening_balance")
+        label = link_label(link.holder, link.owner, link.currency)
+        funded.append((loc, label, link.opening_balance, link.currency))
+    totals: dict[str, int] = {}
+    for loc, label, amount, currency_code in funded:
+        if amount is None:
+            continue
+        try:
+            minor = minor_units_of(amount, currency_code)
+        except ValueError:
+            continue  # Reported by _amount_problems.
+        totals[currency_code] = totals.get(currency_code, 0) + minor
+        if totals[currency_code] - minor <= AMOUNT_MAX < totals[currency_code]:
+            message = (
+                f"{label}: opening balances in {currency_code} add up to more than "
+                f"{AMOUNT_MAX} minor units, the most one issuance account can record"
+            )
+            yield loc, message
