@@ -1,3 +1,3 @@
-"""SCO Settle: a settlement network for the banks of SCO states, in their own national currencies."""
+"""SCO Settle: national-currency settlement for banks of SCO states."""
 
 __version__ = "0.1.0"

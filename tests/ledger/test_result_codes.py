@@ -37,13 +37,22 @@ ACCOUNT_CASES = [
     (Account(ID_MAX, "BKCHCNBJ", "CNY", "settlement"), AR.ID_INVALID),
     (Account(-5, "BKCHCNBJ", "CNY", "settlement"), AR.ID_INVALID),
     (Account(10, "BKCHCNBJ", "CNY", "settlement", flags=1 << 9), AR.FLAGS_UNKNOWN),
-    (Account(10, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC | CMNED), AR.FLAGS_ARE_MUTUALLY_EXCLUSIVE),
+    (
+        Account(10, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC | CMNED),
+        AR.FLAGS_ARE_MUTUALLY_EXCLUSIVE,
+    ),
     (Account(10, "NOTABIC", "CNY", "settlement"), AR.PARTICIPANT_INVALID),
     (Account(10, "bkchcnbj", "CNY", "settlement"), AR.PARTICIPANT_INVALID),
     (Account(10, "BKCHCNBJ", "XYZ", "settlement"), AR.CURRENCY_INVALID),
     (Account(10, "BKCHCNBJ", "CNY", "piggy-bank"), AR.KIND_INVALID),
-    (Account(10, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC, credit_limit=-1), AR.CREDIT_LIMIT_INVALID),
-    (Account(10, "BKCHCNBJ", "CNY", "settlement", credit_limit=5), AR.CREDIT_LIMIT_REQUIRES_BALANCE_FLAG),
+    (
+        Account(10, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC, credit_limit=-1),
+        AR.CREDIT_LIMIT_INVALID,
+    ),
+    (
+        Account(10, "BKCHCNBJ", "CNY", "settlement", credit_limit=5),
+        AR.CREDIT_LIMIT_REQUIRES_BALANCE_FLAG,
+    ),
     (Account(10, "BKCHCNBJ", "CNY", "settlement", code=70_000), AR.CODE_INVALID),
     (Account(10, "BKCHCNBJ", "CNY", "settlement", ref="x" * 141), AR.REF_TOO_LONG),
     (Account(2, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC), AR.EXISTS),
@@ -76,7 +85,10 @@ def test_linked_accounts_fail_together(ledger):
 
 def test_open_account_chain(ledger):
     results = ledger.create_accounts(
-        [Account(30, "BKCHCNBJ", "CNY", "settlement"), Account(31, "BKCHCNBJ", "CNY", "settlement", flags=1)]
+        [
+            Account(30, "BKCHCNBJ", "CNY", "settlement"),
+            Account(31, "BKCHCNBJ", "CNY", "settlement", flags=1),
+        ]
     )
     assert results == [AR.OK, AR.LINKED_EVENT_CHAIN_OPEN]
     assert ledger.lookup_account(31) is None
@@ -137,8 +149,12 @@ def test_exists_and_exists_with_different_fields(ledger):
         assert ledger.create_transfers([changed]) == [TR.EXISTS_WITH_DIFFERENT_FIELDS]
     assert snapshot(ledger) == before
     # Inside one batch, the second occurrence of an id sees the first.
-    assert ledger.create_transfers([Transfer(11, 2, 3, 5), Transfer(11, 2, 3, 5), Transfer(11, 2, 3, 6)]) == [
-        TR.OK, TR.EXISTS, TR.EXISTS_WITH_DIFFERENT_FIELDS,
+    assert ledger.create_transfers(
+        [Transfer(11, 2, 3, 5), Transfer(11, 2, 3, 5), Transfer(11, 2, 3, 6)]
+    ) == [
+        TR.OK,
+        TR.EXISTS,
+        TR.EXISTS_WITH_DIFFERENT_FIELDS,
     ]
 
 
@@ -176,7 +192,11 @@ def test_linked_chain_is_all_or_nothing(ledger):
 def test_linked_events_after_failure_are_not_run(ledger):
     fund(ledger)
     results = ledger.create_transfers(
-        [Transfer(10, 2, 99, 1, flags=LINKED), Transfer(11, 2, 3, 1, flags=LINKED), Transfer(12, 2, 3, 1)]
+        [
+            Transfer(10, 2, 99, 1, flags=LINKED),
+            Transfer(11, 2, 3, 1, flags=LINKED),
+            Transfer(12, 2, 3, 1),
+        ]
     )
     assert results == [TR.CREDIT_ACCOUNT_NOT_FOUND, TR.LINKED_EVENT_FAILED, TR.LINKED_EVENT_FAILED]
 
@@ -184,7 +204,9 @@ def test_linked_events_after_failure_are_not_run(ledger):
 def test_linked_chain_open(ledger):
     fund(ledger)
     before = snapshot(ledger)
-    results = ledger.create_transfers([Transfer(10, 2, 3, 1, flags=LINKED), Transfer(11, 2, 3, 1, flags=LINKED)])
+    results = ledger.create_transfers(
+        [Transfer(10, 2, 3, 1, flags=LINKED), Transfer(11, 2, 3, 1, flags=LINKED)]
+    )
     assert results == [TR.LINKED_EVENT_FAILED, TR.LINKED_EVENT_CHAIN_OPEN]
     assert snapshot(ledger) == before
 
@@ -200,31 +222,50 @@ def test_pending_post_in_full_and_in_part(ledger):
     assert ledger.create_transfers([Transfer(12, flags=POST, pending_id=10, amount=250)]) == [TR.OK]
     assert balances(ledger, 2) == (0, 250, 0, 1_000)
     assert balances(ledger, 3) == (0, 0, 0, 250)
-    assert ledger.create_transfers([Transfer(12, flags=POST, pending_id=10, amount=250)]) == [TR.EXISTS]
+    assert ledger.create_transfers([Transfer(12, flags=POST, pending_id=10, amount=250)]) == [
+        TR.EXISTS
+    ]
     assert ledger.create_transfers([Transfer(13, flags=POST, pending_id=10)]) == [
         TR.PENDING_TRANSFER_ALREADY_POSTED
     ]
     assert ledger.create_transfers([Transfer(14, flags=VOID, pending_id=10)]) == [
         TR.PENDING_TRANSFER_ALREADY_POSTED
     ]
-    assert ledger.create_transfers([Transfer(20, 2, 3, 100, flags=PENDING), Transfer(21, flags=POST, pending_id=20)]) == [
-        TR.OK, TR.OK,
+    assert ledger.create_transfers(
+        [Transfer(20, 2, 3, 100, flags=PENDING), Transfer(21, flags=POST, pending_id=20)]
+    ) == [
+        TR.OK,
+        TR.OK,
     ]
     assert balances(ledger, 2) == (0, 350, 0, 1_000)
 
 
 def test_void_and_resolution_codes(ledger):
     fund(ledger)
-    assert ledger.create_transfers([Transfer(10, 2, 3, 600, flags=PENDING), Transfer(11, 2, 3, 5)]) == [TR.OK, TR.OK]
+    assert ledger.create_transfers(
+        [Transfer(10, 2, 3, 600, flags=PENDING), Transfer(11, 2, 3, 5)]
+    ) == [TR.OK, TR.OK]
     cases = [
         (Transfer(12, flags=VOID), TR.PENDING_ID_REQUIRED),
         (Transfer(12, flags=VOID, pending_id=12), TR.PENDING_ID_MUST_BE_DIFFERENT),
-        (Transfer(12, flags=VOID, pending_id=10, timeout=3), TR.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER),
+        (
+            Transfer(12, flags=VOID, pending_id=10, timeout=3),
+            TR.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER,
+        ),
         (Transfer(12, flags=VOID, pending_id=77), TR.PENDING_TRANSFER_NOT_FOUND),
         (Transfer(12, flags=VOID, pending_id=11), TR.PENDING_TRANSFER_NOT_PENDING),
-        (Transfer(12, 3, flags=VOID, pending_id=10), TR.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT),
-        (Transfer(12, 2, 7, flags=VOID, pending_id=10), TR.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT),
-        (Transfer(12, flags=VOID, pending_id=10, amount=5), TR.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT),
+        (
+            Transfer(12, 3, flags=VOID, pending_id=10),
+            TR.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT,
+        ),
+        (
+            Transfer(12, 2, 7, flags=VOID, pending_id=10),
+            TR.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT,
+        ),
+        (
+            Transfer(12, flags=VOID, pending_id=10, amount=5),
+            TR.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT,
+        ),
         (Transfer(12, flags=VOID, pending_id=10, amount=-5), TR.AMOUNT_INVALID),
         (Transfer(12, 2, 3, flags=VOID, pending_id=10, amount=600), TR.OK),
         (Transfer(13, flags=POST, pending_id=10), TR.PENDING_TRANSFER_ALREADY_VOIDED),
@@ -245,9 +286,13 @@ def test_pending_timeout_expires(ledger, clock):
     assert balances(ledger, 2) == (600, 0, 0, 1_000)
     clock.advance(2)  # The pending transfer's timestamp is a few ns after the clock reading.
     # Expiry happens at the start of the next batch (or on expire_pending), before its events.
-    assert ledger.create_transfers([Transfer(11, flags=POST, pending_id=10)]) == [TR.PENDING_TRANSFER_EXPIRED]
+    assert ledger.create_transfers([Transfer(11, flags=POST, pending_id=10)]) == [
+        TR.PENDING_TRANSFER_EXPIRED
+    ]
     assert balances(ledger, 2) == (0, 0, 0, 1_000)
-    assert ledger.create_transfers([Transfer(12, flags=VOID, pending_id=10)]) == [TR.PENDING_TRANSFER_EXPIRED]
+    assert ledger.create_transfers([Transfer(12, flags=VOID, pending_id=10)]) == [
+        TR.PENDING_TRANSFER_EXPIRED
+    ]
 
 
 def test_expire_pending_explicitly(ledger, clock):
@@ -268,13 +313,17 @@ def test_pending_created_and_posted_in_a_failed_chain_is_gone(ledger):
         ]
     )
     assert results == [TR.LINKED_EVENT_FAILED, TR.LINKED_EVENT_FAILED, TR.CREDIT_ACCOUNT_NOT_FOUND]
-    assert ledger.create_transfers([Transfer(13, flags=POST, pending_id=10)]) == [TR.PENDING_TRANSFER_NOT_FOUND]
+    assert ledger.create_transfers([Transfer(13, flags=POST, pending_id=10)]) == [
+        TR.PENDING_TRANSFER_NOT_FOUND
+    ]
     assert ledger.state.pending_open == {}
 
 
 def test_history_and_account_transfers(ledger):
     fund(ledger, account_id=7)
-    assert ledger.create_transfers([Transfer(10, 7, 3, 100), Transfer(11, 7, 3, 50, flags=PENDING)]) == [TR.OK, TR.OK]
+    assert ledger.create_transfers(
+        [Transfer(10, 7, 3, 100), Transfer(11, 7, 3, 50, flags=PENDING)]
+    ) == [TR.OK, TR.OK]
     history = ledger.get_account_history(7)
     assert [h[2:] for h in history] == [(0, 0, 0, 1_000), (0, 100, 0, 1_000), (50, 100, 0, 1_000)]
     transfers = ledger.get_account_transfers(7)
@@ -308,7 +357,18 @@ def test_same_batch_same_state_same_results(store_factory, clock):
     outcomes = []
     for _ in range(2):
         ledger = Ledger(MemoryStore(), type(clock)())
-        ledger.create_accounts([Account(1, "PBOCCNBJ", "CNY", "issuance"), Account(2, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC), Account(3, "ICBKCNBJ", "CNY", "settlement")])
-        batch = [Transfer(i, 1 + i % 2, 2 + i % 2, 10 + i, flags=PENDING if i % 3 == 0 else 0) for i in range(1, 50)]
-        outcomes.append((ledger.create_transfers(batch), {a.id: a.balance_tuple() for a in ledger.accounts()}))
+        ledger.create_accounts(
+            [
+                Account(1, "PBOCCNBJ", "CNY", "issuance"),
+                Account(2, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC),
+                Account(3, "ICBKCNBJ", "CNY", "settlement"),
+            ]
+        )
+        batch = [
+            Transfer(i, 1 + i % 2, 2 + i % 2, 10 + i, flags=PENDING if i % 3 == 0 else 0)
+            for i in range(1, 50)
+        ]
+        outcomes.append(
+            (ledger.create_transfers(batch), {a.id: a.balance_tuple() for a in ledger.accounts()})
+        )
     assert outcomes[0] == outcomes[1]

@@ -147,14 +147,20 @@ class Model:
         if t.id in self.transfers:
             old = self.transfers[t.id]
             same = (old.amount, old.flags, old.pending_id, old.code, old.ref) == (
-                amount, t.flags, t.pending_id, t.code, t.ref,
+                amount,
+                t.flags,
+                t.pending_id,
+                t.code,
+                t.ref,
             )
             return "exists" if same else "exists_with_different_fields"
         status = self.status[t.pending_id]
         if status != "open":
-            return {"posted": "pending_transfer_already_posted",
-                    "voided": "pending_transfer_already_voided",
-                    "expired": "pending_transfer_expired"}[status]
+            return {
+                "posted": "pending_transfer_already_posted",
+                "voided": "pending_transfer_already_voided",
+                "expired": "pending_transfer_expired",
+            }[status]
         if self._expires_at(t.pending_id) <= ts:
             return "pending_transfer_expired"
         dr = self.accounts[pending.debit_account]["balance"]
@@ -166,8 +172,10 @@ class Model:
             cr[3] += amount
         self.status[t.pending_id] = "posted" if t.flags & POST else "voided"
         self.transfers[t.id] = t._replace(
-            debit_account=pending.debit_account, credit_account=pending.credit_account,
-            amount=amount, timestamp=ts,
+            debit_account=pending.debit_account,
+            credit_account=pending.credit_account,
+            amount=amount,
+            timestamp=ts,
         )
         return "ok"
 
@@ -181,7 +189,7 @@ def plain_transfers(draw):
     flags = draw(st.sampled_from([0, 0, 0, PENDING]))
     return Transfer(
         draw(transfer_ids),
-        draw(st.sampled_from(ACCOUNT_IDS + [99])),
+        draw(st.sampled_from([*ACCOUNT_IDS, 99])),
         draw(st.sampled_from(ACCOUNT_IDS)),
         draw(amounts),
         flags | draw(st.sampled_from([0, 0, LINKED])),
@@ -207,19 +215,23 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.ledger = Ledger(SqliteStore(self.directory / "l.db"), self.clock)
         self.model = Model()
-        accounts = [Account(1, "PBOCCNBJ", "CNY", "issuance"),
-                    Account(2, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC),
-                    Account(3, "ICBKCNBJ", "CNY", "settlement", flags=DMNEC, credit_limit=200),
-                    Account(4, "NBRKKZKX", "CNY", "swap-line", flags=CMNED, credit_limit=300),
-                    Account(5, "NBRKKZKX", "KZT", "issuance"),
-                    Account(6, "HSBKKZKX", "KZT", "settlement", flags=DMNEC)]
+        accounts = [
+            Account(1, "PBOCCNBJ", "CNY", "issuance"),
+            Account(2, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC),
+            Account(3, "ICBKCNBJ", "CNY", "settlement", flags=DMNEC, credit_limit=200),
+            Account(4, "NBRKKZKX", "CNY", "swap-line", flags=CMNED, credit_limit=300),
+            Account(5, "NBRKKZKX", "KZT", "issuance"),
+            Account(6, "HSBKKZKX", "KZT", "settlement", flags=DMNEC),
+        ]
         self._check_accounts(accounts)
 
     def _check_accounts(self, batch):
         expected = self.model.create_accounts(batch, self.clock())
         assert [str(r) for r in self.ledger.create_accounts(batch)] == expected
 
-    @rule(batch=st.lists(st.one_of(plain_transfers(), resolving_transfers()), min_size=1, max_size=8))
+    @rule(
+        batch=st.lists(st.one_of(plain_transfers(), resolving_transfers()), min_size=1, max_size=8)
+    )
     def create_transfers(self, batch):
         expected = self.model.create_transfers(batch, self.clock())
         actual = [str(r) for r in self.ledger.create_transfers(batch)]
@@ -237,7 +249,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.model.accounts) < 8)
     @rule(account_id=st.integers(min_value=2, max_value=8), constrained=st.booleans())
     def create_account(self, account_id, constrained):
-        self._check_accounts([Account(account_id, "BKCHCNBJ", "CNY", "customer", flags=DMNEC if constrained else 0)])
+        self._check_accounts(
+            [Account(account_id, "BKCHCNBJ", "CNY", "customer", flags=DMNEC if constrained else 0)]
+        )
 
     @invariant()
     def balances_agree(self):

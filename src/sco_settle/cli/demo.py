@@ -1,4 +1,4 @@
-"""``sco-settle demo``: the SCO network, funded, then N transfers, with a progress bar and a summary.
+"""`sco-settle demo`: the SCO network, funded, then N transfers, a progress bar and a summary.
 
 The workload is seeded and integer-only: amounts are drawn digit-length first (10^2 .. 10^9 minor
 units, so sizes are heavy-tailed) and then uniformly within that decade. It mixes plain transfers,
@@ -82,8 +82,11 @@ def _run_workload(
     next_id = 1 << 64  # Demo ids live above the network's hashed range boundary for readability.
     pending_to_resolve: list[Transfer] = []
     progress = Progress(
-        TextColumn("[bold]transfers"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+        TextColumn("[bold]transfers"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
     )
     started = time.perf_counter()
     with progress:
@@ -93,7 +96,9 @@ def _run_workload(
             batch: list[Transfer] = []
             room = min(BATCH_EVENTS_MAX, transfers - done)
             for pending in pending_to_resolve[:room]:
-                flag = TransferFlags.POST_PENDING if rng.random() < 0.7 else TransferFlags.VOID_PENDING
+                flag = (
+                    TransferFlags.POST_PENDING if rng.random() < 0.7 else TransferFlags.VOID_PENDING
+                )
                 batch.append(Transfer(next_id, flags=int(flag), pending_id=pending.id, code=2))
                 next_id += 1
             pending_to_resolve = []
@@ -104,15 +109,22 @@ def _run_workload(
                 if roll < 0.10 and len(accounts) >= 3 and len(batch) + 2 <= room:
                     first, second, third = rng.sample(accounts, 3)
                     amount = _amount(rng)
-                    batch.append(Transfer(next_id, first, second, amount, int(TransferFlags.LINKED), code=1))
+                    batch.append(
+                        Transfer(next_id, first, second, amount, int(TransferFlags.LINKED), code=1)
+                    )
                     batch.append(Transfer(next_id + 1, second, third, amount, code=1))
                     next_id += 2
                     continue
                 debit, credit = rng.sample(accounts, 2)
                 if roll < 0.20:
                     pending = Transfer(
-                        next_id, debit, credit, _amount(rng), int(TransferFlags.PENDING),
-                        timeout=_PENDING_TIMEOUT_SECONDS, code=1,
+                        next_id,
+                        debit,
+                        credit,
+                        _amount(rng),
+                        int(TransferFlags.PENDING),
+                        timeout=_PENDING_TIMEOUT_SECONDS,
+                        code=1,
                     )
                     batch.append(pending)
                     pending_to_resolve.append(pending)
@@ -131,7 +143,7 @@ def _run_workload(
 
 def _amount(rng: random.Random) -> int:
     digits = rng.randrange(2, 10)
-    return rng.randrange(10 ** digits, 10 ** (digits + 1))
+    return rng.randrange(10**digits, 10 ** (digits + 1))
 
 
 def _tally(outcome: _Outcome, ledger: Ledger, batch: list[Transfer], results: list) -> None:  # type: ignore[type-arg]
@@ -139,13 +151,17 @@ def _tally(outcome: _Outcome, ledger: Ledger, batch: list[Transfer], results: li
     for transfer, result in zip(batch, results, strict=True):
         outcome.results[str(result)] += 1
         if result == "ok" and not transfer.flags & TransferFlags.PENDING:
-            state = ledger.lookup_account(transfer.debit_account) if transfer.debit_account else None
+            state = (
+                ledger.lookup_account(transfer.debit_account) if transfer.debit_account else None
+            )
             if state is not None and transfer.amount:
                 outcome.volume[state.currency] += transfer.amount
                 outcome.count[state.currency] += 1
 
 
-def _print_summary(console: Console, outcome: _Outcome, elapsed: float, report, verify_seconds: float) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(
+    console: Console, outcome: _Outcome, elapsed: float, report, verify_seconds: float
+) -> None:  # type: ignore[no-untyped-def]
     table = Table(title="SCO Settle demo")
     table.add_column("figure")
     table.add_column("value", justify="right")

@@ -141,7 +141,9 @@ def balances(
     store = _open_readonly(db)
     try:
         rows = [
-            s for s in store.load_accounts() if participant is None or s.account.participant == participant
+            s
+            for s in store.load_accounts()
+            if participant is None or s.account.participant == participant
         ]
     finally:
         store.close()
@@ -149,8 +151,12 @@ def balances(
         raise CliError(f"no accounts for participant {participant!r}")
     table = Table(title=f"Balances in {db}")
     for column in ("participant", "kind", "currency", "ref", "posted", "pending dr", "pending cr"):
-        table.add_column(column, justify="right" if column.startswith(("posted", "pending")) else "left")
-    for stored in sorted(rows, key=lambda s: (s.account.participant, s.account.currency, s.account.kind)):
+        table.add_column(
+            column, justify="right" if column.startswith(("posted", "pending")) else "left"
+        )
+    for stored in sorted(
+        rows, key=lambda s: (s.account.participant, s.account.currency, s.account.kind)
+    ):
         account = stored.account
         posted = stored.credits_posted - stored.debits_posted
         table.add_row(
@@ -198,7 +204,9 @@ def demo(
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     started = time.perf_counter()
     run_demo(db, transfers, seed, console)
-    console.print(f"Done in {time.perf_counter() - started:.1f} s. Check it: sco-settle verify --db {db}")
+    console.print(
+        f"Done in {time.perf_counter() - started:.1f} s. Check it: sco-settle verify --db {db}"
+    )
 
 
 def _mount_optional_apps() -> None:

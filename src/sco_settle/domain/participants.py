@@ -40,7 +40,11 @@ class CountryError(ValueError):
 
 
 def parse_country(value: object) -> str:
-    if not isinstance(value, str) or len(value) != 2 or pycountry.countries.get(alpha_2=value) is None:
+    if (
+        not isinstance(value, str)
+        or len(value) != 2
+        or pycountry.countries.get(alpha_2=value) is None
+    ):
         raise CountryError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
     return value
 

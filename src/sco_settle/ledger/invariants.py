@@ -44,7 +44,7 @@ class VerifyReport:
         return self.violation is None
 
 
-class _Violation(Exception):  # noqa: N818 - internal control flow, carries the message.
+class _Violation(Exception):
     pass
 
 
@@ -128,7 +128,10 @@ class _Replay:
             pending = self.open_pending.get(t.pending_id)
             if pending is None:
                 raise _Violation(f"{where}: resolves {t.pending_id}, which is not open")
-            if (pending.debit_account, pending.credit_account) != (t.debit_account, t.credit_account):
+            if (pending.debit_account, pending.credit_account) != (
+                t.debit_account,
+                t.credit_account,
+            ):
                 raise _Violation(f"{where}: accounts differ from pending {t.pending_id}")
             if t.amount > pending.amount or (t.flags & _VOID and t.amount != pending.amount):
                 raise _Violation(f"{where}: amount does not fit pending {t.pending_id}")
@@ -158,7 +161,10 @@ class _Replay:
             pending = self.open_pending.pop(pending_id, None)
             if pending is None:
                 raise _Violation(f"{where}: expired but not open")
-            if not pending.timeout or pending.timestamp + pending.timeout * NS_PER_SECOND > timestamp:
+            if (
+                not pending.timeout
+                or pending.timestamp + pending.timeout * NS_PER_SECOND > timestamp
+            ):
                 raise _Violation(f"{where}: expired before its timeout")
             if timestamp in self.timestamps:
                 raise _Violation(f"{where}: timestamp reused")
@@ -168,7 +174,11 @@ class _Replay:
             return
         resolving = self.resolving_transfer.pop(pending_id, None)
         expected_flag = _POST if status is PendingStatus.POSTED else _VOID
-        if resolving is None or resolving.timestamp != timestamp or not resolving.flags & expected_flag:
+        if (
+            resolving is None
+            or resolving.timestamp != timestamp
+            or not resolving.flags & expected_flag
+        ):
             raise _Violation(f"{where}: no matching {status.name.lower()} transfer")
         self.open_pending.pop(pending_id)
 

@@ -23,7 +23,14 @@ from sco_settle.ledger.state_machine import BATCH_EVENTS_MAX, AccountState
 LINE_BYTES_MAX = 16 * 1024 * 1024  # A full batch of 8,190 transfers is ~2.5 MB of JSON.
 
 _TRANSFER_FIELDS = {
-    "id", "debit_account", "credit_account", "amount", "flags", "pending_id", "timeout", "code",
+    "id",
+    "debit_account",
+    "credit_account",
+    "amount",
+    "flags",
+    "pending_id",
+    "timeout",
+    "code",
     "ref",
 }
 _ACCOUNT_FIELDS = {"id", "participant", "currency", "kind", "flags", "credit_limit", "code", "ref"}
@@ -43,7 +50,7 @@ def parse_batch(line: str | bytes) -> tuple[str, list[Account] | list[Transfer]]
         raise BatchFormatError(f"not JSON: {error}") from error
     if not isinstance(document, dict) or len(document) != 1:
         raise BatchFormatError('expected an object with one key, "accounts" or "transfers"')
-    (kind, items), = document.items()
+    ((kind, items),) = document.items()
     if kind not in ("accounts", "transfers"):
         raise BatchFormatError(f'unknown batch kind {kind!r}; expected "accounts" or "transfers"')
     if not isinstance(items, list):
@@ -71,7 +78,9 @@ def _parse_transfer(index: int, item: object) -> Transfer:
 
 
 def _parse_account(index: int, item: object) -> Account:
-    fields = _fields(index, item, _ACCOUNT_FIELDS, required={"id", "participant", "currency", "kind"})
+    fields = _fields(
+        index, item, _ACCOUNT_FIELDS, required={"id", "participant", "currency", "kind"}
+    )
     return Account(
         id=_integer(index, fields, "id", id_like=True),
         participant=_string(index, fields, "participant"),

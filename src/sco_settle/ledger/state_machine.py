@@ -55,7 +55,7 @@ _TRANSFER_FLAGS_ALL = _LINKED | _PENDING | _POST | _VOID
 _ACCOUNT_KINDS = frozenset(kind.value for kind in AccountKind)
 
 
-class InvariantViolation(AssertionError):  # noqa: N818 - the name says what it is.
+class InvariantViolation(AssertionError):
     """A ledger invariant broke: a programming error. The ledger must stop, not carry on."""
 
 
@@ -179,7 +179,9 @@ class LedgerState:
         chain_failed = False
         for index, account in enumerate(batch):
             timestamp = timestamp_base + index
-            linked = bool(account.flags & _ACCOUNT_LINKED) if isinstance(account.flags, int) else False
+            linked = (
+                bool(account.flags & _ACCOUNT_LINKED) if isinstance(account.flags, int) else False
+            )
             if chain_start is None and linked:
                 chain_start = index
                 chain_failed = False
@@ -339,8 +341,11 @@ class _TransferBatch:
                 chain_start = index
                 chain_failed = False
                 self._chain_begin()
-                mark = (len(changes.transfers_created), len(changes.pending_resolutions),
-                        len(changes.history))
+                mark = (
+                    len(changes.transfers_created),
+                    len(changes.pending_resolutions),
+                    len(changes.history),
+                )
             if chain_failed:
                 results[index] = TR.LINKED_EVENT_FAILED
             else:
@@ -382,22 +387,26 @@ class _TransferBatch:
         assert self.undo_balances is not None
         for account_id, saved in self.undo_balances.items():
             account = self.accounts[account_id]
-            (account.debits_pending, account.debits_posted,
-             account.credits_pending, account.credits_posted) = saved
+            (
+                account.debits_pending,
+                account.debits_posted,
+                account.credits_pending,
+                account.credits_posted,
+            ) = saved
         changes = self.changes
         # Reopen what the chain resolved first, then drop what the chain created: a pending
         # transfer created and posted inside the same chain must end up in neither.
         for pending in self.undo_pending:
             self.state.pending_open[pending.id] = pending
-        for transfer in changes.transfers_created[mark[0]:]:
+        for transfer in changes.transfers_created[mark[0] :]:
             del self.created[transfer.id]
             if transfer.flags & _PENDING:
                 self.state.pending_open.pop(transfer.id, None)
-        for pending_id, _, _ in changes.pending_resolutions[mark[1]:]:
+        for pending_id, _, _ in changes.pending_resolutions[mark[1] :]:
             del self.resolved[pending_id]
-        del changes.transfers_created[mark[0]:]
-        del changes.pending_resolutions[mark[1]:]
-        del changes.history[mark[2]:]
+        del changes.transfers_created[mark[0] :]
+        del changes.pending_resolutions[mark[1] :]
+        del changes.history[mark[2] :]
         self.undo_balances = {}
         self.undo_pending = []
 
@@ -424,7 +433,7 @@ class _TransferBatch:
             found = self.prefetched.transfers.get(transfer_id)
         return found
 
-    def _create_transfer(self, t: Transfer, timestamp: int) -> TR:  # noqa: PLR0911
+    def _create_transfer(self, t: Transfer, timestamp: int) -> TR:
         if type(t.id) is not int or not 0 < t.id < ID_MAX:
             return TR.ID_INVALID
         flags = t.flags
@@ -498,7 +507,16 @@ class _TransferBatch:
             debit.debits_posted += amount
             credit.credits_posted += amount
         stored = Transfer(
-            t.id, debit_id, credit_id, amount, flags, 0, timeout, t.code, t.ref, timestamp,
+            t.id,
+            debit_id,
+            credit_id,
+            amount,
+            flags,
+            0,
+            timeout,
+            t.code,
+            t.ref,
+            timestamp,
             debit.currency,
         )
         self.created[t.id] = stored
@@ -509,7 +527,7 @@ class _TransferBatch:
             self._record_history(debit, credit, timestamp)
         return TR.OK
 
-    def _resolve_pending(self, t: Transfer, timestamp: int) -> TR:  # noqa: PLR0911, PLR0912
+    def _resolve_pending(self, t: Transfer, timestamp: int) -> TR:
         """Post or void the pending transfer ``t.pending_id``."""
         flags = int(t.flags)
         pending_id = t.pending_id
@@ -550,8 +568,17 @@ class _TransferBatch:
                 return TR.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
             amount = pending.amount
         resolved = Transfer(
-            t.id, pending.debit_account, pending.credit_account, amount, flags, pending_id, 0,
-            t.code, t.ref, timestamp, pending.currency,
+            t.id,
+            pending.debit_account,
+            pending.credit_account,
+            amount,
+            flags,
+            pending_id,
+            0,
+            t.code,
+            t.ref,
+            timestamp,
+            pending.currency,
         )
         existing = self._lookup_transfer(t.id)
         if existing is not None:

@@ -1,4 +1,4 @@
-"""Store adapters for the ledger's Store port: in-memory (reference) and SQLite (embedded default)."""
+"""Store adapters for the ledger's Store port: in-memory (reference) and SQLite (embedded)."""
 
 from sco_settle.storage.memory import MemoryStore
 from sco_settle.storage.sqlite import SqliteStore, StoreLockedError

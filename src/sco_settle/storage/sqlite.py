@@ -151,9 +151,7 @@ class SqliteStore:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:
             os.close(descriptor)
-            raise StoreLockedError(
-                f"{self.path} is open for writing by another process"
-            ) from error
+            raise StoreLockedError(f"{self.path} is open for writing by another process") from error
         self._lock_file = descriptor
 
     def _check_or_create_schema(self) -> None:
@@ -205,7 +203,9 @@ class SqliteStore:
             yield _transfer_from_row(row)
 
     def last_timestamp(self) -> int:
-        row = self.connection.execute("SELECT value FROM meta WHERE key='last_timestamp'").fetchone()
+        row = self.connection.execute(
+            "SELECT value FROM meta WHERE key='last_timestamp'"
+        ).fetchone()
         return int(row[0])
 
     # -- Store port: prefetch ---------------------------------------------------------------
@@ -252,8 +252,7 @@ class SqliteStore:
         try:
             if changes.accounts_created:
                 connection.executemany(
-                    f"INSERT INTO accounts ({_ACCOUNT_COLUMNS})"
-                    " VALUES (?,?,?,?,?,?,?,?,?,0,0,0,0)",
+                    f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,0,0,0,0)",
                     [(to_bytes(a.id), *a[1:9]) for a in changes.accounts_created],
                 )
             if changes.transfers_created:
@@ -284,7 +283,8 @@ class SqliteStore:
                 )
             if changes.pending_resolutions:
                 connection.executemany(
-                    "INSERT INTO pending_resolutions (pending_id, status, timestamp) VALUES (?,?,?)",
+                    "INSERT INTO pending_resolutions (pending_id, status, timestamp)"
+                    " VALUES (?,?,?)",
                     [(to_bytes(i), int(s), ts) for i, s, ts in changes.pending_resolutions],
                 )
             if changes.history:

@@ -1,0 +1,3 @@
+from sco_settle.cli.main import main
+
+main()

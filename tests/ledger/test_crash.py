@@ -1,0 +1,178 @@
+"""Crash test: ``sco-settle apply`` is killed with SIGKILL at random moments, again and again.
+
+After every kill the database is reopened and must hold exactly what was acknowledged: every
+acknowledged transfer with its exact fields; nothing from batches after the one in flight; the
+batch in flight either wholly applied or not at all (re-submitting it applies nothing new);
+and ``verify`` must pass. SCO_CRASH_ITERATIONS sets the number of kills (default 50).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from sco_settle.domain.account import Account
+from sco_settle.ledger import Ledger
+from sco_settle.ledger.invariants import verify
+from sco_settle.storage import SqliteStore
+
+from .conftest import DMNEC
+
+ITERATIONS = int(os.environ.get("SCO_CRASH_ITERATIONS", "50"))
+ACCOUNTS = list(range(2, 12))
+BATCH_SIZE = 4
+FEED_BATCHES = 600  # More than a process gets through before the kill.
+
+
+def batch_for(index: int) -> list[dict]:
+    """Batch ``index`` of an endless deterministic stream (plain, linked, pending, post)."""
+    rng = random.Random(index)
+    items: list[dict] = []
+    base = 1_000_000 + index * 100
+    for position in range(BATCH_SIZE):
+        debit, credit = rng.sample(ACCOUNTS, 2)
+        item = {
+            "id": str(base + position),
+            "debit_account": debit,
+            "credit_account": credit,
+            "amount": rng.randrange(1, 5_000),
+            "code": 1,
+            "ref": f"b{index}-{position}",
+        }
+        roll = rng.random()
+        if roll < 0.15 and position < BATCH_SIZE - 1:
+            item["flags"] = ["linked"]
+        elif roll < 0.30:
+            item["flags"] = ["pending"]
+        elif roll < 0.40 and index > 0:
+            pending = 1_000_000 + rng.randrange(index) * 100 + rng.randrange(BATCH_SIZE)
+            item = {
+                "id": str(base + position),
+                "flags": ["post_pending"],
+                "pending_id": str(pending),
+            }
+        items.append(item)
+    return items
+
+
+def make_database(path):
+    with Ledger(SqliteStore(path)) as ledger:
+        accounts = [Account(1, "PBOCCNBJ", "CNY", "issuance")] + [
+            Account(i, "BKCHCNBJ", "CNY", "settlement", flags=DMNEC) for i in ACCOUNTS
+        ]
+        assert set(ledger.create_accounts(accounts)) == {"ok"}
+        from sco_settle.domain.transfer import Transfer
+
+        funding = [Transfer(500 + i, 1, i, 10_000_000) for i in ACCOUNTS]
+        assert set(ledger.create_transfers(funding)) == {"ok"}
+
+
+def run_and_kill(db, first_batch: int, delay_s: float, tmp_path) -> list[dict]:
+    """Feed batches from ``first_batch`` on; SIGKILL after ``delay_s``; return acknowledgements."""
+    feed = tmp_path / "feed.jsonl"
+    with feed.open("w") as out:
+        for index in range(first_batch, first_batch + FEED_BATCHES):
+            out.write(json.dumps({"transfers": batch_for(index)}) + "\n")
+    with feed.open("rb") as stdin:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sco_settle", "apply", "--db", str(db)],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        lines: list[bytes] = []
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+        reader.start()
+        time.sleep(delay_s)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        reader.join(timeout=10)
+        process.stdout.close()
+    acknowledged = []
+    for line in lines:
+        if not line.endswith(b"\n"):
+            break  # A line cut by the kill was never acknowledged.
+        acknowledged.append(json.loads(line))
+    return acknowledged
+
+
+def test_apply_survives_sigkill(tmp_path):
+    db = tmp_path / "crash.db"
+    make_database(db)
+    rng = random.Random(2026)
+    expected: dict[int, dict] = {}  # Acknowledged transfers (ok or exists) by id.
+    next_batch = 0
+    kills_mid_stream = 0
+    for _ in range(ITERATIONS):
+        # Most kills land mid-stream (start-up takes ~0.7 s); some land during start-up.
+        delay = rng.uniform(0.0, 0.7) if rng.random() < 0.2 else rng.uniform(0.75, 1.3)
+        acks = run_and_kill(db, next_batch, delay, tmp_path)
+        for offset, ack in enumerate(acks):
+            assert "results" in ack, ack
+            batch = batch_for(next_batch + offset)
+            assert len(ack["results"]) == len(batch)
+            for item, result in zip(batch, ack["results"], strict=True):
+                if result["result"] in ("ok", "exists"):
+                    expected[int(item["id"])] = item
+        kills_mid_stream += bool(acks)
+        in_flight = next_batch + len(acks)
+        store = SqliteStore(db, readonly=True)
+        try:
+            report = verify(store)
+            assert report.ok, report.violation
+            stored = {t.id: t for t in store.iter_transfers()}
+        finally:
+            store.close()
+        for transfer_id, item in expected.items():
+            transfer = stored.get(transfer_id)
+            assert transfer is not None, f"acknowledged transfer {transfer_id} lost"
+            if "debit_account" in item:
+                assert (
+                    transfer.debit_account,
+                    transfer.credit_account,
+                    transfer.amount,
+                    transfer.code,
+                    transfer.ref,
+                ) == (
+                    item["debit_account"],
+                    item["credit_account"],
+                    item["amount"],
+                    1,
+                    item["ref"],
+                )
+        beyond = {
+            1_000_000 + b * 100 + p
+            for b in range(in_flight + 1, in_flight + FEED_BATCHES)
+            for p in range(BATCH_SIZE)
+        }
+        assert not beyond & stored.keys(), "a batch after the one in flight was applied"
+        # The batch in flight is all or nothing: re-submitting it must apply nothing new if any
+        # part of it is present.
+        flight_ids = {int(item["id"]) for item in batch_for(in_flight)}
+        if flight_ids & stored.keys():
+            with Ledger(SqliteStore(db)) as ledger:
+                from sco_settle.ledger.jsonl import parse_batch
+
+                _, items = parse_batch(json.dumps({"transfers": batch_for(in_flight)}))
+                results = ledger.create_transfers(items)
+            assert "ok" not in results, "the batch in flight was applied only in part"
+            for item, result in zip(batch_for(in_flight), results, strict=True):
+                if result == "exists":
+                    expected[int(item["id"])] = item
+            next_batch = in_flight + 1
+        else:
+            next_batch = in_flight
+    assert kills_mid_stream >= ITERATIONS // 2, f"only {kills_mid_stream} kills landed mid-stream"
+    result = subprocess.run(
+        [sys.executable, "-m", "sco_settle", "verify", "--db", str(db)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(expected) > ITERATIONS * BATCH_SIZE
