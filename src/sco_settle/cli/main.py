@@ -34,7 +34,12 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(soft_wrap=True)
-error_console = Console(stderr=True)
+
+
+def _error(message: str) -> None:
+    """One line on stderr, never wrapped or styled: scripts grep these."""
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.stderr.flush()
 
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file.")]
 
@@ -180,7 +185,7 @@ def verify(db: DbOption) -> None:
     finally:
         store.close()
     if not report.ok:
-        error_console.print(f"verify: FAILED: {report.violation}", markup=False, highlight=False)
+        _error(f"verify: FAILED: {report.violation}")
         raise typer.Exit(1)
     console.print(
         f"verify: OK: {report.accounts} accounts, {report.transfers} transfers,"
@@ -224,13 +229,13 @@ def main() -> None:
     try:
         app()
     except CliError as error:
-        error_console.print(f"sco-settle: {error}", markup=False, highlight=False)
+        _error(f"sco-settle: {error}")
         sys.exit(1)
     except (StoreLockedError, StoreFormatError, FileNotFoundError) as error:
-        error_console.print(f"sco-settle: {error}", markup=False, highlight=False)
+        _error(f"sco-settle: {error}")
         sys.exit(1)
     except Exception as error:  # The network loader and friends raise their own ValueErrors.
         if type(error).__name__ in ("NetworkError",):
-            error_console.print(f"sco-settle: {error}", markup=False, highlight=False)
+            _error(f"sco-settle: {error}")
             sys.exit(1)
         raise
