@@ -40,3 +40,108 @@ def validate(
         typer.echo(f"invalid: {file}:{line}: {error.text}")
         raise typer.Exit(code=1) from None
     typer.echo(f"valid: {opened.definition}")
+
+
+def _engine(db: Path, network_name: str):  # type: ignore[no-untyped-def]
+    """Open the ledger at ``db`` (created by ``sco-settle init``) with its payment engine."""
+    from sco_settle.ledger import Ledger
+    from sco_settle.network import load_network
+    from sco_settle.payments.engine import PaymentEngine
+    from sco_settle.payments.journal import PaymentJournal
+    from sco_settle.payments.network_view import NetworkView, load_rates
+    from sco_settle.storage import SqliteStore
+
+    ledger = Ledger(SqliteStore(db))
+    if not ledger.accounts():
+        ledger.close()
+        typer.echo(
+            f"sco-settle: {db} has no accounts; create it with: sco-settle init --db {db}", err=True
+        )
+        raise typer.Exit(code=2)
+    network = load_network(network_name)
+    view = NetworkView(network, load_rates(network_name))
+    return PaymentEngine(ledger, view, PaymentJournal(db)), network
+
+
+@iso_app.command("submit")
+def submit(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="pacs.008 / pacs.009 message")],
+    db: Annotated[Path, typer.Option("--db", help="SQLite database (sco-settle init).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the pacs.002 here.")] = None,
+    network: Annotated[str, typer.Option(help="Network the database was created with.")] = "sco",
+) -> None:
+    """Run a message through the payment pipeline and write the pacs.002 status report.
+
+    Exit 0 whenever a status report was produced (also for a rejected or unreadable message,
+    answered RJCT); exit 2 only when no report can be produced at all.
+    """
+    import datetime as dt
+
+    from sco_settle.gateway.iso import submit_message
+
+    try:
+        with file.open("rb") as stream:
+            data = stream.read(MESSAGE_BYTES_MAX + 1)
+    except OSError as error:
+        typer.echo(f"sco-settle: cannot read {file}: {error.strerror}", err=True)
+        raise typer.Exit(code=2) from None
+    engine, _ = _engine(db, network)
+    try:
+        operator_bic = engine.view.network.currency_settlement_agent("CNY")
+        report = submit_message(
+            data,
+            engine,
+            now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+            sender_bic=operator_bic,
+        )
+    finally:
+        engine.ledger.close()
+        engine.journal.close()
+    if out is None:
+        typer.echo(report.decode())
+    else:
+        out.write_bytes(report)
+
+
+@iso_app.command("statement")
+def statement(
+    db: Annotated[Path, typer.Option("--db", help="SQLite database.")],
+    account: Annotated[
+        str, typer.Option(help="Account id (decimal) or key, e.g. settlement:BKCHCNBJ:CNY.")
+    ],
+    date: Annotated[str, typer.Option(help="Statement day, YYYY-MM-DD (UTC).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the camt.053 here.")] = None,
+) -> None:
+    """Write a camt.053 statement of one account for one day."""
+    import datetime as dt
+
+    from sco_settle.gateway.iso import statement as build_statement
+    from sco_settle.ledger import Ledger
+    from sco_settle.storage import SqliteStore
+
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        typer.echo(f"sco-settle: --date {date!r} is not YYYY-MM-DD", err=True)
+        raise typer.Exit(code=1) from None
+    if not db.exists():
+        typer.echo(f"sco-settle: no database at {db}", err=True)
+        raise typer.Exit(code=1)
+    ledger = Ledger(SqliteStore(db))
+    try:
+        account_id = int(account) if account.isdigit() else None
+        if account_id is None:
+            matches = [s.id for s in ledger.accounts() if s.account.ref == account]
+            account_id = matches[0] if matches else None
+        if account_id is None or ledger.lookup_account(account_id) is None:
+            typer.echo(f"sco-settle: no account {account!r}", err=True)
+            raise typer.Exit(code=1)
+        xml = build_statement(
+            ledger, account_id, day, now=dt.datetime.now(dt.UTC).replace(microsecond=0)
+        )
+    finally:
+        ledger.close()
+    if out is None:
+        typer.echo(xml.decode())
+    else:
+        out.write_bytes(xml)

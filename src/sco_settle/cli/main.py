@@ -224,6 +224,10 @@ def _mount_optional_apps() -> None:
 
 _mount_optional_apps()
 
+from sco_settle.cli.simulate import register as _register_simulate  # noqa: E402 - after app exists.
+
+_register_simulate(app)
+
 
 def main() -> None:
     try:

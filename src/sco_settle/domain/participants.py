@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pycountry
 from schwifty import BIC
@@ -23,6 +24,12 @@ def parse_bic(value: object) -> str:
     """
     if not isinstance(value, str):
         raise BicError(f"BIC must be a string, got {type(value).__name__}")
+    return _parse_bic_text(value)
+
+
+@lru_cache(maxsize=65_536)
+def _parse_bic_text(value: str) -> str:
+    # Pure and hot (routing graphs, account creation): cached. Failures are not cached.
     try:
         bic = BIC(value.strip(), allow_invalid=False)
     except SchwiftyException as error:

@@ -1,0 +1,86 @@
+"""Payments: FX conversion, routing, netting and gridlock resolution.
+
+Everything here is pure and deterministic: plain inputs (BICs, ISO 4217 codes, int minor units,
+``Decimal`` rates) in, plain results out. No I/O, no clock, no global randomness. Wiring onto the
+ledger (linked and pending transfers) happens in a layer above.
+"""
+
+from sco_settle.payments.fx import Conversion, Quote, Rate, RateSide, RateTable, Rounding, convert
+from sco_settle.payments.gridlock import (
+    GridlockResult,
+    QueuedPayment,
+    bilateral_offsetting,
+    check_feasible,
+    exact_clearing,
+    multilateral_offsetting,
+    partial_netting,
+)
+from sco_settle.payments.netting import (
+    BilateralPositions,
+    CappedNetting,
+    InvariantViolation,
+    NetPositions,
+    Payment,
+    PaymentBatch,
+    bilateral_net,
+    multilateral_net,
+    net_with_caps,
+)
+from sco_settle.payments.routing import (
+    CorrespondentAccount,
+    EdgeKind,
+    Exclusion,
+    ExclusionReason,
+    FxPoint,
+    Leg,
+    Node,
+    Route,
+    RouteResult,
+    RouteStatus,
+    RoutingGraph,
+    SettlementAccount,
+    SwapLine,
+    enumerate_routes,
+    find_routes,
+)
+
+__all__ = [
+    "BilateralPositions",
+    "CappedNetting",
+    "Conversion",
+    "CorrespondentAccount",
+    "EdgeKind",
+    "Exclusion",
+    "ExclusionReason",
+    "FxPoint",
+    "GridlockResult",
+    "InvariantViolation",
+    "Leg",
+    "NetPositions",
+    "Node",
+    "Payment",
+    "PaymentBatch",
+    "QueuedPayment",
+    "Quote",
+    "Rate",
+    "RateSide",
+    "RateTable",
+    "Rounding",
+    "Route",
+    "RouteResult",
+    "RouteStatus",
+    "RoutingGraph",
+    "SettlementAccount",
+    "SwapLine",
+    "bilateral_net",
+    "bilateral_offsetting",
+    "check_feasible",
+    "convert",
+    "enumerate_routes",
+    "exact_clearing",
+    "find_routes",
+    "multilateral_net",
+    "multilateral_offsetting",
+    "net_with_caps",
+    "partial_netting",
+]

@@ -1,0 +1,201 @@
+"""Deferred net settlement: one cycle nets every held payment's legs per ledger account.
+
+Algorithm (deterministic):
+1. Route each held payment on structure and swap-line headroom (``ignore_balances``) and plan its
+   chain; a payment that cannot be routed at all is rejected, one short of headroom waits.
+2. Net per ledger account: each leg debits one account and credits another by its amount.
+3. Defer until feasible: while some account's net debit exceeds what it can pay (available
+   balance plus credit limit) or some participant's net debit in a currency exceeds its cap,
+   defer the latest held payment (lowest priority, then latest arrival) that debits it. Deferred
+   payments stay held for the next cycle; nothing is lost.
+4. Settle all net positions as one linked chain through the currency's clearing account: every net
+   debit first, then every net credit. Net positions sum to zero per currency (asserted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from sco_settle.domain.results import CreateTransferResult as TR
+from sco_settle.domain.transfer import Transfer
+from sco_settle.ledger import BATCH_EVENTS_MAX
+from sco_settle.payments.model import PaymentOutcome, PaymentRejected, PaymentStatus
+from sco_settle.payments.network_view import available
+from sco_settle.payments.plan import CODE_NETTING, LINKED, PlanError, plan_route, transfer_id_for
+
+SETTLE_ATTEMPTS_MAX = 32
+
+
+def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-untyped-def]
+    entries: list = []
+    plans = []
+    for queued in sorted(engine.queue.values(), key=lambda q: q.rank):
+        events: list = []
+        try:
+            routes = engine._route(queued.payment, for_cycle=True)
+            if not routes:
+                continue  # Swap-line headroom is exhausted: wait for a later cycle.
+            chain = plan_route(
+                routes[0],
+                f"payment:{queued.payment.payment_id}",
+                engine.view.account_id,
+                queued.payment.end_to_end_id or queued.payment.payment_id,
+            )
+        except (PaymentRejected, PlanError) as error:
+            del engine.queue[queued.payment.payment_id]
+            reason = getattr(error, "reason", None)
+            text = getattr(error, "text", str(error))
+            from sco_settle.payments.model import Reason
+
+            outcome = engine._reject(queued.payment, reason or Reason.NARR, text, events)
+            entries.append((queued.payment, outcome, None, events))
+            continue
+        plans.append((queued, routes[0], chain))
+    included = list(plans)
+    deferred: list = []
+    for _ in range(SETTLE_ATTEMPTS_MAX):
+        net = _net(included)
+        _defer_until_feasible(engine, included, deferred, net)
+        net = _net(included)
+        if not included:
+            break
+        chain = _cycle_chain(engine, included, net)
+        results = engine.ledger.create_transfers(chain)
+        if all(result is TR.OK for result in results) or results[0] is TR.EXISTS:
+            break
+        failed = next(i for i, r in enumerate(results) if r is not TR.LINKED_EVENT_FAILED)
+        _defer_latest_debiting(included, deferred, chain[failed].debit_account)
+    else:
+        deferred.extend(included)
+        included = []
+    report = _report(engine, included, deferred)
+    for queued, route, chain in included:
+        outcome = PaymentOutcome(
+            queued.payment.payment_id,
+            PaymentStatus.SETTLED,
+            amount_delivered_minor=route.amount_delivered_minor,
+            route=tuple(str(node) for node in route.nodes),
+            transfer_ids=tuple(t.id for t in chain),
+            settled_at=engine.ledger.state.last_timestamp,
+        )
+        events = [(PaymentStatus.SETTLED, f"settled in net cycle {report['cycle']}")]
+        entries.append(engine._settled_from_queue(queued, outcome, events, "settled_in_cycles"))
+    engine.stats.deferred_in_cycles += len(deferred)
+    return report, entries
+
+
+def _net(plans: list) -> dict[int, int]:
+    net: dict[int, int] = defaultdict(int)
+    for _, _, chain in plans:
+        for transfer in chain:
+            net[transfer.debit_account] -= transfer.amount
+            net[transfer.credit_account] += transfer.amount
+    return net
+
+
+def _shortfalls(engine, net: dict[int, int]) -> list[tuple[int, object]]:  # type: ignore[no-untyped-def]
+    """(shortfall, account id or (participant, currency)) for every breach, worst first."""
+    breaches = []
+    by_participant: dict[tuple[str, str], int] = defaultdict(int)
+    for account_id, position in net.items():
+        state = engine.ledger.lookup_account(account_id)
+        by_participant[(state.account.participant, state.currency)] += position
+        if position >= 0 or not state.flags & 2:  # 2: debits_must_not_exceed_credits
+            continue
+        capacity = available(state) + state.credit_limit
+        if -position > capacity:
+            breaches.append((-position - capacity, account_id))
+    for key, position in by_participant.items():
+        cap = engine.settings.net_debit_caps.get(key)
+        if cap is not None and -position > cap:
+            breaches.append((-position - cap, key))
+    breaches.sort(key=lambda b: (-b[0], str(b[1])))
+    return breaches
+
+
+def _defer_until_feasible(engine, included: list, deferred: list, net: dict[int, int]) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(len(included) + 1):
+        breaches = _shortfalls(engine, _net(included))
+        if not breaches:
+            return
+        _, culprit = breaches[0]
+        if isinstance(culprit, int):
+            _defer_latest_debiting(included, deferred, culprit)
+        else:
+            participant, code = culprit
+            accounts = {
+                a.id
+                for a in engine.view.accounts_by_key.values()
+                if a.participant == participant and a.currency == code
+            }
+            _defer_latest_debiting(included, deferred, None, accounts)
+    raise AssertionError("deferral must terminate")
+
+
+def _defer_latest_debiting(included: list, deferred: list, account_id, accounts=None) -> None:  # type: ignore[no-untyped-def]
+    targets = accounts if accounts is not None else {account_id}
+    for position in range(len(included) - 1, -1, -1):
+        if any(t.debit_account in targets for t in included[position][2]):
+            deferred.append(included.pop(position))
+            return
+    raise AssertionError(f"no held payment debits {targets}")
+
+
+def _cycle_chain(engine, included: list, net: dict[int, int]) -> list[Transfer]:  # type: ignore[no-untyped-def]
+    key = hashlib.blake2b(
+        "|".join(sorted(q.payment.payment_id for q, _, _ in included)).encode(), digest_size=16
+    ).hexdigest()
+    totals: dict[str, int] = defaultdict(int)
+    debits, credits = [], []
+    for account_id, position in sorted(net.items()):
+        if position == 0:
+            continue
+        code = engine.ledger.lookup_account(account_id).currency
+        totals[code] += position
+        clearing = engine.clearing[code]
+        if position < 0:
+            debits.append(
+                Transfer(
+                    transfer_id_for(f"cycle:{key}:{account_id}"),
+                    account_id,
+                    clearing,
+                    -position,
+                    LINKED,
+                    code=CODE_NETTING,
+                )
+            )
+        else:
+            credits.append(
+                Transfer(
+                    transfer_id_for(f"cycle:{key}:{account_id}"),
+                    clearing,
+                    account_id,
+                    position,
+                    LINKED,
+                    code=CODE_NETTING,
+                )
+            )
+    assert all(total == 0 for total in totals.values()), totals  # Netting conserves value.
+    chain = debits + credits
+    assert len(chain) <= BATCH_EVENTS_MAX
+    chain[-1] = chain[-1]._replace(flags=0)
+    return chain
+
+
+def _report(engine, included: list, deferred: list) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    gross: dict[str, int] = defaultdict(int)
+    for _, _, chain in included:
+        for transfer in chain:
+            gross[engine.ledger.lookup_account(transfer.debit_account).currency] += transfer.amount
+    net_debit: dict[str, int] = defaultdict(int)
+    for account_id, position in _net(included).items():
+        if position < 0:
+            net_debit[engine.ledger.lookup_account(account_id).currency] -= position
+    return {
+        "cycle": len(engine.stats.cycles) + 1,
+        "settled": len(included),
+        "deferred": len(deferred),
+        "gross_minor": dict(sorted(gross.items())),
+        "net_minor": dict(sorted(net_debit.items())),
+    }

@@ -1,0 +1,561 @@
+"""The payment engine: validate, screen, route, settle (RTGS or deferred net), queue, journal.
+
+Invariants:
+- A payment settles through one linked chain of ledger transfers (``payments.plan``), so both
+  currency legs and every hop settle together or not at all, also across a crash.
+- A payment id is applied at most once: the journal answers a resubmission with the first outcome,
+  and the chain's transfer ids are derived from the payment id, so even a payment whose journal
+  entry was lost in a crash is recognised by the ledger instead of settling twice.
+- The queue never settles beyond available liquidity: every settlement is a ledger chain, and the
+  ledger refuses any transfer that would pass an account's limit.
+- Outcomes are returned only after the ledger chain and the journal entry are durable.
+
+RTGS: a payment settles at once when its route has liquidity, else it is queued (urgent before
+normal, FIFO within each payer and priority). After every batch and on ``run_liquidity_saving``,
+the liquidity-saving mechanism retries the queue, then offsets bilaterally, then resolves gridlock
+with the partial-netting heuristic (``payments.gridlock``); queued payments past the timeout are
+rejected (TM01).
+
+DNS: payments are routed and held for the cycle; ``settle_cycle`` nets every leg per ledger account,
+defers payments (latest first) of any participant whose net debit would pass its cap or its
+liquidity, and settles all net positions as one linked chain through per-currency clearing accounts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from sco_settle.domain.account import Account, AccountKind
+from sco_settle.domain.money import AMOUNT_MAX, is_currency
+from sco_settle.domain.participants import BicError, parse_bic
+from sco_settle.domain.results import CreateTransferResult as TR
+from sco_settle.domain.transfer import Transfer
+from sco_settle.ledger import Ledger
+from sco_settle.network import account_id_for_key
+from sco_settle.payments import gridlock
+from sco_settle.payments.journal import PaymentJournal
+from sco_settle.payments.model import (
+    REASON_TEXT,
+    Payment,
+    PaymentOutcome,
+    PaymentRejected,
+    PaymentStatus,
+    Priority,
+    Reason,
+)
+from sco_settle.payments.network_view import NetworkView, Scenario, available
+from sco_settle.payments.plan import (
+    CODE_LSM,
+    LINKED,
+    PlanError,
+    plan_route,
+    transfer_id_for,
+)
+from sco_settle.payments.routing import ExclusionReason, Route, RouteStatus, find_routes
+
+NS_PER_SECOND = 1_000_000_000
+GRIDLOCK_PAYMENTS_MAX = 4_000  # 2 x 4,000 transfers < BATCH_EVENTS_MAX (8,190).
+_LIQUIDITY_REASONS = frozenset(
+    {
+        ExclusionReason.INSUFFICIENT_BALANCE,
+        ExclusionReason.EXCEEDS_CREDIT_LIMIT,
+        ExclusionReason.EXCEEDS_SWAP_LINE_HEADROOM,
+    }
+)
+_LIMIT_RESULTS = frozenset(
+    {TR.EXCEEDS_CREDITS, TR.EXCEEDS_DEBITS, TR.OVERFLOWS_DEBITS, TR.OVERFLOWS_CREDITS},
+)
+
+Screen = Callable[[Payment], tuple[Reason, str] | None]
+
+
+class Mode(enum.StrEnum):
+    RTGS = "rtgs"
+    DNS = "dns"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    mode: Mode = Mode.RTGS
+    queue_timeout_ns: int = 4 * 3600 * NS_PER_SECOND
+    queue_max: int = 200_000
+    routes_max: int = 3
+    hop_charge_minor: int = 0
+    # DNS: largest net debit per (participant BIC, currency), minor units; absent = liquidity only.
+    net_debit_caps: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def pass_all(payment: Payment) -> tuple[Reason, str] | None:
+    """The default screen: every payment passes."""
+    return None
+
+
+class NameScreen:
+    """Screens debtor and creditor names against a list (e.g. a consolidated sanctions list)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = {" ".join(name.casefold().split()) for name in names}
+
+    def __call__(self, payment: Payment) -> tuple[Reason, str] | None:
+        for role, party in (("debtor", payment.debtor), ("creditor", payment.creditor)):
+            if " ".join(party.name.casefold().split()) in self.names:
+                return Reason.RR04, f"{role} name matches the screening list"
+        return None
+
+
+@dataclass
+class _Queued:
+    payment: Payment
+    seq: int
+    enqueued_at: int
+    route_hint: tuple[str, ...] = ()
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return (0 if self.payment.priority is Priority.URGENT else 1, self.seq)
+
+
+@dataclass
+class EngineStats:
+    settled_immediately: int = 0
+    settled_from_queue: int = 0
+    settled_by_offsetting: int = 0
+    settled_by_gridlock: int = 0
+    settled_in_cycles: int = 0
+    deferred_in_cycles: int = 0
+    queue_delays_ns: list[int] = field(default_factory=list)
+    rejections: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    cycles: list[dict[str, object]] = field(default_factory=list)
+
+
+class PaymentEngine:
+    def __init__(
+        self,
+        ledger: Ledger,
+        view: NetworkView,
+        journal: PaymentJournal,
+        settings: EngineSettings = EngineSettings(),
+        *,
+        screen: Screen = pass_all,
+        scenario: Scenario | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.view = view
+        self.journal = journal
+        self.settings = settings
+        self.screen = screen
+        self.scenario = scenario or Scenario()
+        self.stats = EngineStats()
+        self.queue: dict[str, _Queued] = {}
+        self._queue_seq = 0
+        self.clearing = self._open_clearing_accounts()
+        self._vostro_owners = {
+            (key.split(":")[2], key.split(":")[3])
+            for key in view.accounts_by_key
+            if key.startswith("vostro:")
+        }
+        for payment, seq in journal.queued():
+            self.queue[payment.payment_id] = _Queued(payment, seq, ledger.clock())
+            self._queue_seq = max(self._queue_seq, seq)
+
+    # -- public API -------------------------------------------------------------------------
+
+    def submit(self, payment: Payment) -> PaymentOutcome:
+        return self.submit_many([payment])[0]
+
+    def submit_many(self, payments: Sequence[Payment]) -> list[PaymentOutcome]:
+        """Take a batch of payments through their life; one durable journal write per batch."""
+        entries: list = []
+        outcomes: list[PaymentOutcome] = []
+        seen: dict[str, PaymentOutcome] = {}
+        for payment in payments:
+            first = seen.get(payment.payment_id) or self._known(payment.payment_id)
+            if first is not None:
+                outcomes.append(replace(first, duplicate=True))
+                continue
+            outcome, events = self._process(payment)
+            seen[payment.payment_id] = outcome
+            outcomes.append(outcome)
+            queued = self.queue.get(payment.payment_id)
+            entries.append((payment, outcome, queued.seq if queued else None, events))
+        self.journal.record(entries, self.ledger.clock())
+        if self.settings.mode is Mode.RTGS and any(
+            o.status is PaymentStatus.SETTLED for o in outcomes
+        ):
+            self.run_liquidity_saving()
+        return outcomes
+
+    def outcome(self, payment_id: str) -> PaymentOutcome | None:
+        return self._known(payment_id)
+
+    def run_liquidity_saving(self) -> list[PaymentOutcome]:
+        """The LSM pass: expire, retry FIFO, offset bilaterally, resolve gridlock."""
+        if self.settings.mode is not Mode.RTGS:
+            return []
+        self.view.invalidate()
+        entries = self._expire_queue()
+        entries += self._retry_queue()
+        entries += self._resolve_gridlock(gridlock.bilateral_offsetting, "offsetting")
+        entries += self._resolve_gridlock(gridlock.partial_netting, "gridlock")
+        if entries:
+            self.journal.record(entries, self.ledger.clock())
+        return [entry[1] for entry in entries]
+
+    def settle_cycle(self) -> dict[str, object]:
+        """DNS: net and settle every payment held for the cycle (deferring what must wait)."""
+        assert self.settings.mode is Mode.DNS
+        entries = self._expire_queue()
+        report, settled_entries = self._net_and_settle()
+        entries += settled_entries
+        if entries:
+            self.journal.record(entries, self.ledger.clock())
+        self.stats.cycles.append(report)
+        return report
+
+    # -- the life of one payment ------------------------------------------------------------
+
+    def _known(self, payment_id: str) -> PaymentOutcome | None:
+        found = self.journal.get(payment_id)
+        return found[1] if found else None
+
+    def _process(self, payment: Payment) -> tuple[PaymentOutcome, list]:
+        events: list[tuple[PaymentStatus, str]] = [(PaymentStatus.RECEIVED, "")]
+        try:
+            self._validate(payment)
+            events.append((PaymentStatus.VALIDATED, ""))
+            verdict = self.screen(payment)
+            if verdict is not None:
+                raise PaymentRejected(*verdict)
+            events.append((PaymentStatus.SCREENED, ""))
+            if self.settings.mode is Mode.DNS:
+                return self._hold_for_cycle(payment, events), events
+            outcome = self._settle_now(payment, events)
+        except PaymentRejected as rejection:
+            outcome = self._reject(payment, rejection.reason, rejection.text, events)
+        if outcome.status is PaymentStatus.SETTLED:
+            self.stats.settled_immediately += 1
+        return outcome, events
+
+    def _validate(self, payment: Payment) -> None:
+        if not isinstance(payment.amount_minor, int) or payment.amount_minor <= 0:
+            raise PaymentRejected(Reason.AM01, f"amount {payment.amount_minor} must be positive")
+        if payment.amount_minor > AMOUNT_MAX:
+            raise PaymentRejected(Reason.AM02)
+        for role, code in (
+            ("instructed", payment.currency),
+            ("creditor", payment.creditor_currency),
+        ):
+            if not is_currency(code):
+                raise PaymentRejected(Reason.AM11, f"{role} currency {code!r} is not ISO 4217")
+            if code not in self.view.network.settlement_agents:
+                raise PaymentRejected(Reason.AM03, f"{code} is not settled by this network")
+        for role, bic, bad, unknown in (
+            ("debtor", payment.debtor_agent, Reason.RC03, Reason.DNOR),
+            ("creditor", payment.creditor_agent, Reason.RC04, Reason.CNOR),
+        ):
+            try:
+                canonical = parse_bic(bic)
+            except BicError as error:
+                raise PaymentRejected(bad, f"{role} agent: {error}") from error
+            if canonical not in self.view.network.participants_by_bic:
+                raise PaymentRejected(unknown, f"{role} agent {bic} is not a participant")
+        if (
+            payment.debtor_agent == payment.creditor_agent
+            and payment.currency == payment.creditor_currency
+        ):
+            raise PaymentRejected(Reason.AG03, "on-us payment: settle it in the bank's own books")
+
+    def _route(self, payment: Payment, *, for_cycle: bool = False) -> list[Route]:
+        graph = self.view.graph(self.ledger, self.scenario, ignore_balances=for_cycle)
+        result = find_routes(
+            graph,
+            payment.debtor_agent,
+            payment.creditor_agent,
+            payment.amount_minor,
+            payment.currency,
+            payment.creditor_currency,
+            self.view.rates,
+            k=self.settings.routes_max,
+            hop_charge_minor=self.settings.hop_charge_minor,
+        )
+        if result.routes:
+            return list(result.routes)
+        if result.status is RouteStatus.DEBTOR_NODE_NOT_FOUND:
+            raise PaymentRejected(Reason.AM03, f"debtor agent cannot pay in {payment.currency}")
+        if result.status is RouteStatus.CREDITOR_NODE_NOT_FOUND:
+            raise PaymentRejected(
+                Reason.AM03, f"creditor agent cannot receive {payment.creditor_currency}"
+            )
+        reasons = {exclusion.reason for exclusion in result.exclusions}
+        if reasons & _LIQUIDITY_REASONS:
+            if not for_cycle and not self.view.is_current(self.ledger, self.scenario):
+                self.view.invalidate()  # The graph lags the ledger: look again before queueing.
+                return self._route(payment, for_cycle=for_cycle)
+            return []  # Feasible in principle: wait for liquidity.
+        if ExclusionReason.PARTICIPANT_SUSPENDED in reasons:
+            raise PaymentRejected(Reason.AG01, "a participant on every route is suspended")
+        if ExclusionReason.CORRIDOR_CUT in reasons:
+            raise PaymentRejected(Reason.AG01, "every route crosses a cut corridor")
+        if ExclusionReason.NO_RATE in reasons:
+            raise PaymentRejected(
+                Reason.AM03, f"no FX quote for {payment.currency}->{payment.creditor_currency}"
+            )
+        raise PaymentRejected(Reason.CNOR, "no route to the creditor agent")
+
+    def _settle_now(self, payment: Payment, events: list) -> PaymentOutcome:
+        routes = self._route(payment)
+        for route in routes:
+            settled = self._apply_route(payment, route, events)
+            if settled is not None:
+                return settled
+        return self._enqueue(payment, events)
+
+    def _apply_route(self, payment: Payment, route: Route, events: list) -> PaymentOutcome | None:
+        try:
+            chain = plan_route(
+                route,
+                f"payment:{payment.payment_id}",
+                self.view.account_id,
+                payment.end_to_end_id or payment.payment_id,
+            )
+        except PlanError as error:
+            raise PaymentRejected(Reason.NARR, str(error)) from error
+        nodes = tuple(str(node) for node in route.nodes)
+        events.append((PaymentStatus.ROUTED, " -> ".join(nodes)))
+        results = self.ledger.create_transfers(chain)
+        if all(result is TR.OK for result in results) or results[0] in (
+            TR.EXISTS,
+            TR.EXISTS_WITH_DIFFERENT_FIELDS,
+        ):
+            # Every leg applied now, or this payment's chain was already applied before a crash.
+            events.append((PaymentStatus.SETTLED, ""))
+            return PaymentOutcome(
+                payment.payment_id,
+                PaymentStatus.SETTLED,
+                amount_delivered_minor=route.amount_delivered_minor,
+                route=nodes,
+                transfer_ids=tuple(t.id for t in chain),
+                settled_at=self.ledger.state.last_timestamp,
+            )
+        failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
+        if failure in _LIMIT_RESULTS:
+            self.view.invalidate()  # The graph's capacities were stale.
+            events.append((PaymentStatus.ROUTED, f"route refused by the ledger: {failure}"))
+            return None
+        raise PaymentRejected(Reason.NARR, f"ledger refused the settlement chain: {failure}")
+
+    def _enqueue(self, payment: Payment, events: list) -> PaymentOutcome:
+        if len(self.queue) >= self.settings.queue_max:
+            raise PaymentRejected(Reason.AM04, "insufficient funds and the queue is full")
+        self._queue_seq += 1
+        self.queue[payment.payment_id] = _Queued(payment, self._queue_seq, self.ledger.clock())
+        events.append((PaymentStatus.QUEUED, "waiting for liquidity"))
+        return PaymentOutcome(
+            payment.payment_id, PaymentStatus.QUEUED, Reason.AM04, "waiting for liquidity"
+        )
+
+    def _reject(self, payment: Payment, reason: Reason, text: str, events: list) -> PaymentOutcome:
+        self.stats.rejections[reason.value] += 1
+        events.append((PaymentStatus.REJECTED, f"{reason.value}: {text}"))
+        return PaymentOutcome(
+            payment.payment_id, PaymentStatus.REJECTED, reason, text or REASON_TEXT[reason]
+        )
+
+    # -- RTGS queue and the liquidity-saving mechanism ---------------------------------------
+
+    def _expire_queue(self) -> list:
+        now = self.ledger.clock()
+        entries = []
+        for payment_id, queued in sorted(self.queue.items(), key=lambda item: item[1].rank):
+            if now - queued.enqueued_at >= self.settings.queue_timeout_ns:
+                del self.queue[payment_id]
+                events: list = []
+                outcome = self._reject(
+                    queued.payment, Reason.TM01, REASON_TEXT[Reason.TM01], events
+                )
+                entries.append((queued.payment, outcome, None, events))
+        return entries
+
+    def _settled_from_queue(
+        self, queued: _Queued, outcome: PaymentOutcome, events: list, counter: str
+    ) -> tuple:
+        del self.queue[queued.payment.payment_id]
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        self.stats.queue_delays_ns.append(max(self.ledger.clock() - queued.enqueued_at, 0))
+        return (queued.payment, outcome, None, events)
+
+    def _retry_queue(self) -> list:
+        """Retry in (priority, arrival) order; a payer's blocked head holds back its later ones."""
+        entries = []
+        blocked: set[tuple[str, int]] = set()
+        for queued in sorted(self.queue.values(), key=lambda q: q.rank):
+            payer_key = (queued.payment.debtor_agent, queued.rank[0])
+            if payer_key in blocked:
+                continue
+            if not self._may_have_liquidity(queued.payment):
+                blocked.add(payer_key)  # Skip routing: the first hop cannot carry it yet.
+                continue
+            events: list = []
+            try:
+                outcome = None
+                for route in self._route(queued.payment):
+                    outcome = self._apply_route(queued.payment, route, events)
+                    if outcome is not None:
+                        break
+            except PaymentRejected as rejection:
+                del self.queue[queued.payment.payment_id]
+                outcome = self._reject(queued.payment, rejection.reason, rejection.text, events)
+                entries.append((queued.payment, outcome, None, events))
+                continue
+            if outcome is None:
+                blocked.add(payer_key)
+                continue
+            entries.append(self._settled_from_queue(queued, outcome, events, "settled_from_queue"))
+        return entries
+
+    def _may_have_liquidity(self, payment: Payment) -> bool:
+        """False only when the debtor's own settlement account surely cannot pay the amount (a
+        payment out of a correspondent account is always worth a routing attempt)."""
+        key = f"settlement:{payment.debtor_agent}:{payment.currency}"
+        account_id = self.view.account_id(key)
+        state = self.ledger.lookup_account(account_id) if account_id is not None else None
+        if state is None:
+            return True
+        if (payment.debtor_agent, payment.currency) in self._vostro_owners:
+            return True
+        return available(state) + state.credit_limit >= payment.amount_minor
+
+    def _resolve_gridlock(self, algorithm: Callable, counter_name: str) -> list:
+        """Settle simultaneously the set of queued same-currency payments that balances allow."""
+        by_currency: dict[str, list[_Queued]] = defaultdict(list)
+        for queued in self.queue.values():
+            payment = queued.payment
+            if payment.currency == payment.creditor_currency and self._domestic_accounts(payment):
+                by_currency[payment.currency].append(queued)
+        entries = []
+        for code, candidates in sorted(by_currency.items()):
+            balances = {}
+            limits = {}
+            for queued in candidates:
+                for bic in (queued.payment.debtor_agent, queued.payment.creditor_agent):
+                    state = self.ledger.lookup_account(
+                        self.view.account_id(f"settlement:{bic}:{code}")
+                    )
+                    balances[bic] = available(state)
+                    limits[bic] = state.credit_limit
+            # Two transfers per payment must fit one ledger batch: the oldest first.
+            ordered = sorted(candidates, key=lambda q: q.rank)[:GRIDLOCK_PAYMENTS_MAX]
+            queue = [
+                gridlock.QueuedPayment(
+                    i,
+                    q.payment.debtor_agent,
+                    q.payment.creditor_agent,
+                    q.payment.amount_minor,
+                    1 - q.rank[0],
+                    q.seq,
+                )
+                for i, q in enumerate(ordered)
+            ]
+            result = algorithm(balances, queue, limits)
+            if not result.settled_ids:
+                continue
+            chosen = [ordered[i] for i in result.settled_ids]
+            entries += self._settle_simultaneously(code, chosen, counter_name)
+        return entries
+
+    def _domestic_accounts(self, payment: Payment) -> bool:
+        code = payment.currency
+        return all(
+            self.view.account_id(f"settlement:{bic}:{code}") is not None
+            and bic != self.view.network.settlement_agents.get(code)
+            for bic in (payment.debtor_agent, payment.creditor_agent)
+        )
+
+    def _settle_simultaneously(self, code: str, chosen: list[_Queued], counter_name: str) -> list:
+        """One linked chain through the clearing account: every credit first, then every debit,
+        so each payer is debited only after all its incoming payments arrived."""
+        clearing = self.clearing[code]
+        credits, debits = [], []
+        for queued in chosen:
+            payment = queued.payment
+            key = f"payment:{payment.payment_id}"
+            payer = self.view.account_id(f"settlement:{payment.debtor_agent}:{code}")
+            payee = self.view.account_id(f"settlement:{payment.creditor_agent}:{code}")
+            credits.append(
+                Transfer(
+                    transfer_id_for(f"{key}:lsm:credit"),
+                    clearing,
+                    payee,
+                    payment.amount_minor,
+                    LINKED,
+                    code=CODE_LSM,
+                    ref=payment.payment_id[:140],
+                )
+            )
+            debits.append(
+                Transfer(
+                    transfer_id_for(f"{key}:lsm:debit"),
+                    payer,
+                    clearing,
+                    payment.amount_minor,
+                    LINKED,
+                    code=CODE_LSM,
+                    ref=payment.payment_id[:140],
+                )
+            )
+        chain = credits + debits
+        chain[-1] = chain[-1]._replace(flags=0)
+        results = self.ledger.create_transfers(chain)
+        if not all(result is TR.OK for result in results):
+            failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
+            assert failure in _LIMIT_RESULTS, failure  # The algorithm's balances were the ledger's.
+            return []
+        entries = []
+        for queued, credit, debit in zip(chosen, credits, debits, strict=True):
+            payment = queued.payment
+            events = [
+                (PaymentStatus.SETTLED, f"settled by {counter_name} with {len(chosen)} payments")
+            ]
+            outcome = PaymentOutcome(
+                payment.payment_id,
+                PaymentStatus.SETTLED,
+                amount_delivered_minor=payment.amount_minor,
+                route=(f"{payment.debtor_agent}/{code}", f"{payment.creditor_agent}/{code}"),
+                transfer_ids=(debit.id, credit.id),
+                settled_at=self.ledger.state.last_timestamp,
+            )
+            entries.append(
+                self._settled_from_queue(queued, outcome, events, f"settled_by_{counter_name}")
+            )
+        return entries
+
+    def _open_clearing_accounts(self) -> dict[str, int]:
+        """One clearing account per currency, owned by its central bank, for LSM and DNS chains."""
+        accounts = []
+        for code, bank in sorted(self.view.network.settlement_agents.items()):
+            key = f"clearing:{bank}:{code}"
+            accounts.append(
+                Account(account_id_for_key(key), bank, code, AccountKind.SUSPENSE.value, ref=key)
+            )
+        results = self.ledger.create_accounts(accounts)
+        assert all(result in ("ok", "exists") for result in results), results
+        return {account.currency: account.id for account in accounts}
+
+    # -- DNS --------------------------------------------------------------------------------
+
+    def _hold_for_cycle(self, payment: Payment, events: list) -> PaymentOutcome:
+        self._route(payment, for_cycle=True)  # Refuse now what can never settle.
+        self._queue_seq += 1
+        self.queue[payment.payment_id] = _Queued(payment, self._queue_seq, self.ledger.clock())
+        events.append((PaymentStatus.QUEUED, "held for the next settlement cycle"))
+        return PaymentOutcome(
+            payment.payment_id, PaymentStatus.QUEUED, None, "held for the next settlement cycle"
+        )
+
+    def _net_and_settle(self) -> tuple[dict[str, object], list]:
+        from sco_settle.payments.dns import net_cycle
+
+        return net_cycle(self)

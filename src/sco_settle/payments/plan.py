@@ -1,0 +1,170 @@
+"""From a route to the ledger: the linked chain of transfers that settles a payment.
+
+Every leg of a route moves value between two ledger accounts in one currency; a conversion (a
+liquidity provider's FX or a central bank's swap-line draw) books both currencies. All transfers of
+a payment form one linked chain, so the ledger applies them all or none: payment-versus-payment.
+
+Leg bookings (dr = debit, cr = credit; ``settlement:X:c`` is X's account in c at c's central
+bank; a central bank's own ``settlement`` account is its transit account):
+
+| leg | dr | cr |
+|---|---|---|
+| settlement_in m -> A | settlement:m:c | settlement:A:c |
+| settlement_out A -> m | settlement:A:c | settlement:m:c |
+| in then out through A | settlement:m1:c | settlement:m2:c (one transfer, A is not touched) |
+| nostro_debit h -> s | vostro:s:h:c | settlement:s:c |
+| vostro_credit s -> h | settlement:s:c | vostro:s:h:c |
+| fx at P, a -> b | (none: the leg before credits P in a, the leg after debits P in b) | |
+| swap_line D(a) -> P(b) | settlement:D:a; swap-line:D:P:b | swap-line:P:D:a; settlement:P:b |
+
+The swap-line draw books both legs: D's drawable account in b (limit = the agreed size) is
+debited, so utilisation is its debit balance; P is credited D's currency on its own swap-line
+account. Fees stay where a route's amounts step down (with the intermediary that charged them),
+so the chain conserves value per currency by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+from sco_settle.domain.transfer import Transfer, TransferFlags
+from sco_settle.payments.routing import EdgeKind, Route
+
+LINKED = int(TransferFlags.LINKED)
+CODE_PAYMENT = 10
+CODE_SWAP_DRAW = 11
+CODE_LSM = 12
+CODE_NETTING = 13
+CODE_RETURN = 14
+
+
+class PlanError(ValueError):
+    """The route needs an account the network does not have (a configuration fault)."""
+
+
+def transfer_id_for(key: str) -> int:
+    """A deterministic 128-bit transfer id: the same payment leg always gets the same id, so a
+    resubmission after a crash is recognised by the ledger (``exists``), never applied twice."""
+    digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=16).digest(), "big")
+    return digest % (2**128 - 2) + 1
+
+
+AccountLookup = Callable[[str], int | None]
+
+
+def plan_route(
+    route: Route, payment_key: str, lookup: AccountLookup, ref: str = ""
+) -> list[Transfer]:
+    """The linked chain for ``route``; ``lookup`` maps an account key to its ledger id."""
+    legs: list[tuple[str, str, int, int]] = []  # (debit key, credit key, amount, code)
+    route_legs = route.legs
+    index = 0
+    while index < len(route_legs):
+        leg = route_legs[index]
+        source, target, currency = (
+            leg.source.participant,
+            leg.target.participant,
+            leg.source.currency,
+        )
+        following = route_legs[index + 1] if index + 1 < len(route_legs) else None
+        if (
+            leg.kind is EdgeKind.SETTLEMENT_IN
+            and following is not None
+            and following.kind is EdgeKind.SETTLEMENT_OUT
+            and following.amount_minor == leg.converted_minor
+        ):
+            # Member to member through their common settlement agent: one transfer.
+            legs.append(
+                (
+                    f"settlement:{source}:{currency}",
+                    f"settlement:{following.target.participant}:{currency}",
+                    leg.amount_minor,
+                    CODE_PAYMENT,
+                )
+            )
+            index += 2
+            continue
+        legs.extend(_leg_bookings(leg.kind, source, target, currency, leg))
+        index += 1
+    transfers = []
+    for position, (debit_key, credit_key, amount, code) in enumerate(legs):
+        debit, credit = lookup(debit_key), lookup(credit_key)
+        if debit is None or credit is None:
+            missing = debit_key if debit is None else credit_key
+            raise PlanError(f"route needs account {missing!r}, which the network does not have")
+        transfers.append(
+            Transfer(
+                transfer_id_for(f"{payment_key}:leg:{position}"),
+                debit,
+                credit,
+                amount,
+                LINKED,
+                code=code,
+                ref=ref[:140],
+            )
+        )
+    if transfers:
+        transfers[-1] = transfers[-1]._replace(flags=0)  # The last transfer closes the chain.
+    return transfers
+
+
+def _leg_bookings(
+    kind: EdgeKind, source: str, target: str, currency: str, leg
+) -> Sequence[tuple[str, str, int, int]]:  # type: ignore[no-untyped-def]
+    amount = leg.amount_minor
+    if kind is EdgeKind.SETTLEMENT_IN:
+        return [
+            (
+                f"settlement:{source}:{currency}",
+                f"settlement:{target}:{currency}",
+                amount,
+                CODE_PAYMENT,
+            )
+        ]
+    if kind is EdgeKind.SETTLEMENT_OUT:
+        return [
+            (
+                f"settlement:{source}:{currency}",
+                f"settlement:{target}:{currency}",
+                amount,
+                CODE_PAYMENT,
+            )
+        ]
+    if kind is EdgeKind.NOSTRO_DEBIT:
+        return [
+            (
+                f"vostro:{target}:{source}:{currency}",
+                f"settlement:{target}:{currency}",
+                amount,
+                CODE_PAYMENT,
+            )
+        ]
+    if kind is EdgeKind.VOSTRO_CREDIT:
+        return [
+            (
+                f"settlement:{source}:{currency}",
+                f"vostro:{source}:{target}:{currency}",
+                amount,
+                CODE_PAYMENT,
+            )
+        ]
+    if kind is EdgeKind.FX:
+        return []
+    if kind is EdgeKind.SWAP_LINE:
+        delivered = leg.target.currency
+        return [
+            (
+                f"settlement:{source}:{currency}",
+                f"swap-line:{target}:{source}:{currency}",
+                amount,
+                CODE_SWAP_DRAW,
+            ),
+            (
+                f"swap-line:{source}:{target}:{delivered}",
+                f"settlement:{target}:{delivered}",
+                leg.converted_minor,
+                CODE_SWAP_DRAW,
+            ),
+        ]
+    raise PlanError(f"unknown leg kind {kind}")

@@ -1,0 +1,369 @@
+"""Run the simulator: a simulated clock drives the payment engine through business days.
+
+Timeline of a day (minutes after 00:00 of the simulated clock, from the calibration):
+- each minute from opening to closing, the payments that arrived in that minute are submitted as
+  one batch (``submit_many``) at the end of the minute;
+- RTGS: the liquidity-saving mechanism runs every ``lsm_interval_minutes`` (the engine also runs it
+  after every batch that settled something); DNS: a settlement cycle runs at each
+  ``dns_cycle_minutes`` (the last one at closing);
+- after closing, what is still queued or held is counted as unsettled at end of day, then the clock
+  moves on by the queue timeout so that the engine rejects it (TM01).
+
+Invariants:
+- The engine never reads the wall clock: the ledger, the journal and the engine get ``SimClock``.
+  Same options and seed -> the same ledger, the same journal, the same result.
+- Money is conserved: the run ends by replaying the ledger (``ledger.invariants.verify``) and
+  checking per-currency totals (``LedgerState.check_totals``); the result carries both verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from sco_settle.domain.participants import BicError, CountryError, parse_bic, parse_country
+from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
+from sco_settle.ledger.invariants import verify
+from sco_settle.ledger.state_machine import InvariantViolation
+from sco_settle.network import Network, load_network
+from sco_settle.payments.engine import EngineSettings, Mode, PaymentEngine
+from sco_settle.payments.journal import PaymentJournal
+from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.network_view import (
+    NetworkView,
+    Scenario,
+    load_rates,
+    swap_line_utilisation,
+)
+from sco_settle.sim.calibration import Calibration, Rates, load_calibration
+from sco_settle.sim.workload import SECONDS_PER_DAY, SimPayment, generate_day
+
+NS_PER_SECOND = 1_000_000_000
+# The simulated clock starts at 2026-01-05T00:00:00Z (a Monday), as ns since the Unix epoch.
+EPOCH_NS = 1_767_571_200 * NS_PER_SECOND
+DAYS_MAX = 366
+
+Progress = Callable[[int, int], None]
+
+
+class ScenarioError(ValueError):
+    """A ``--scenario`` spec is malformed or names something the network lacks."""
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    days: int = 1
+    seed: int = 7
+    mode: Mode = Mode.RTGS
+    scale: Fraction | None = None  # None: the calibration's default scale
+    national_share: Fraction | None = None  # None: per corridor, from the calibration
+    db: Path | None = None  # None: in-memory ledger and journal
+    scenario: Scenario = field(default_factory=Scenario)
+    scenario_specs: tuple[str, ...] = ()
+
+
+class SimClock:
+    """Simulated time in ns since the Unix epoch; only the run loop moves it."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.now_ns = start_ns
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+    def set(self, ns: int) -> None:
+        assert ns >= self.now_ns, (ns, self.now_ns)  # Simulated time never goes back.
+        self.now_ns = ns
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    """How a payment ended, and when (simulated ns)."""
+
+    status: PaymentStatus
+    reason: str
+    at_ns: int
+    settled_at: int  # ledger timestamp of the settling chain: payments sharing one settled at once
+    delivered_minor: int  # in the creditor currency
+    route: tuple[str, ...]
+
+
+class RecordingJournal(PaymentJournal):
+    """The engine's journal, which also keeps, in order, every final outcome it is given."""
+
+    def __init__(self, path: str | Path = ":memory:", *, durable: bool = False) -> None:
+        super().__init__(path, durable=durable)
+        self.finals: dict[str, Final] = {}
+        self.settled_order: list[str] = []
+
+    def record(self, entries, at: int) -> None:  # type: ignore[no-untyped-def]
+        entries = list(entries)
+        super().record(entries, at)
+        for payment, outcome, _, _ in entries:
+            self._keep(payment, outcome, at)
+
+    def _keep(self, payment: Payment, outcome: PaymentOutcome, at: int) -> None:
+        if not outcome.status.final or outcome.duplicate:
+            return
+        assert payment.payment_id not in self.finals, payment.payment_id  # Final means final.
+        reason = outcome.reason.value if outcome.reason else ""
+        self.finals[payment.payment_id] = Final(
+            outcome.status,
+            reason,
+            at,
+            outcome.settled_at,
+            outcome.amount_delivered_minor,
+            outcome.route,
+        )
+        if outcome.status is PaymentStatus.SETTLED:
+            self.settled_order.append(payment.payment_id)
+
+
+@dataclass
+class SwapLineUse:
+    drawer: str
+    provider: str
+    currency: str
+    limit_minor: int
+    peak_drawn_minor: int = 0
+    eod_drawn_minor: int = 0
+
+
+@dataclass
+class SimResult:
+    options: SimOptions
+    scale: Fraction
+    payments: list[SimPayment]
+    finals: dict[str, Final]
+    settled_order: list[str]
+    cycles: list[tuple[int, int, dict[str, object]]]  # (day, minute, engine cycle report)
+    unsettled_eod: dict[int, list[str]]  # day -> ids still queued or held at closing
+    swap_lines: list[SwapLineUse]
+    verify_ok: bool
+    verify_text: str
+    rejections_engine: dict[str, int]
+
+
+def parse_scenario(specs: tuple[str, ...] | list[str], network: Network) -> Scenario:
+    """``bank-failure:BIC``, ``swapline-exhausted:CN-KZ``, ``corridor-cut:CN-KZ`` -> Scenario."""
+    suspended: set[str] = set()
+    cuts: set[tuple[str, str]] = set()
+    exhausted: set[tuple[str, str]] = set()
+    for spec in specs:
+        kind, _, argument = spec.partition(":")
+        if kind == "bank-failure":
+            try:
+                bic = parse_bic(argument)
+            except BicError as error:
+                raise ScenarioError(f"{spec}: {error}") from error
+            if bic not in network.participants_by_bic:
+                raise ScenarioError(f"{spec}: {bic} is not a participant of {network.name}")
+            suspended.add(bic)
+        elif kind in ("corridor-cut", "swapline-exhausted"):
+            pair = _country_pair(spec, argument, network)
+            (cuts if kind == "corridor-cut" else exhausted).add(pair)
+        else:
+            raise ScenarioError(
+                f"{spec}: expected bank-failure:BIC, swapline-exhausted:XX-YY or corridor-cut:XX-YY"
+            )
+    return Scenario(frozenset(suspended), frozenset(cuts), frozenset(exhausted))
+
+
+def _country_pair(spec: str, argument: str, network: Network) -> tuple[str, str]:
+    parts = argument.upper().split("-")
+    if len(parts) != 2 or parts[0] == parts[1]:
+        raise ScenarioError(f"{spec}: expected two different ISO 3166 codes, e.g. CN-KZ")
+    for code in parts:
+        try:
+            parse_country(code)
+        except CountryError as error:
+            raise ScenarioError(f"{spec}: {error}") from error
+        if code not in network.countries_by_code:
+            raise ScenarioError(f"{spec}: {code} is not a country of {network.name}")
+    first, second = sorted(parts)
+    return (first, second)
+
+
+def run_simulation(
+    options: SimOptions,
+    calibration: Calibration | None = None,
+    progress: Progress | None = None,
+) -> SimResult:
+    """Generate the workload, run it through a fresh ledger and engine, verify the ledger."""
+    if not 1 <= options.days <= DAYS_MAX:
+        raise ValueError(f"days must be in 1 .. {DAYS_MAX}")
+    calibration = calibration or load_calibration()
+    scale = options.scale if options.scale is not None else calibration.workload.default_scale
+    network = load_network("sco")
+    rates = Rates.load(calibration.usd_cny)
+    clock = SimClock(EPOCH_NS)
+    ledger, journal = _open(options.db, clock)
+    try:
+        _install(ledger, network, calibration.workload.opening_balance_share)
+        view = NetworkView(network, load_rates())
+        engine = PaymentEngine(
+            ledger,
+            view,
+            journal,
+            EngineSettings(
+                mode=options.mode,
+                queue_timeout_ns=calibration.workload.queue_timeout_minutes * 60 * NS_PER_SECOND,
+            ),
+            scenario=options.scenario,
+        )
+        loop = _Loop(options, calibration, engine, clock, progress)
+        payments: list[SimPayment] = []
+        for day in range(options.days):
+            todays = generate_day(
+                calibration,
+                network,
+                rates,
+                seed=options.seed,
+                day=day,
+                scale=scale,
+                share=options.national_share,
+            )
+            payments.extend(todays)
+            loop.run_day(day, todays)
+        verify_ok, verify_text = _verify(ledger)
+        return SimResult(
+            options=options,
+            scale=scale,
+            payments=payments,
+            finals=dict(journal.finals),
+            settled_order=list(journal.settled_order),
+            cycles=loop.cycles,
+            unsettled_eod=loop.unsettled_eod,
+            swap_lines=sorted(
+                loop.swap_lines.values(), key=lambda s: (s.drawer, s.provider, s.currency)
+            ),
+            verify_ok=verify_ok,
+            verify_text=verify_text,
+            rejections_engine=dict(sorted(engine.stats.rejections.items())),
+        )
+    finally:
+        journal.close()
+        ledger.close()
+
+
+def _open(db: Path | None, clock: SimClock) -> tuple[Ledger, RecordingJournal]:
+    from sco_settle.storage import MemoryStore, SqliteStore
+
+    if db is None:
+        return Ledger(MemoryStore(), clock=clock), RecordingJournal(":memory:")
+    journal_path = db.with_name(db.name + ".payments")
+    for path in (db, journal_path):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return Ledger(SqliteStore(db), clock=clock), RecordingJournal(journal_path)
+
+
+def _install(ledger: Ledger, network: Network, share: Fraction) -> None:
+    """The network's accounts, funded with ``share`` of its opening balances (at least 1 unit).
+
+    The network file funds each commercial bank with about USD 300 m so that demos never run dry;
+    the simulator funds a share of that, so that intraday liquidity binds and the queue works.
+    """
+    assert 0 < share <= 1, share
+    accounts = network.ledger_accounts()
+    for start in range(0, len(accounts), BATCH_EVENTS_MAX):
+        results = ledger.create_accounts(accounts[start : start + BATCH_EVENTS_MAX])
+        assert all(result == "ok" for result in results), results  # A fresh ledger.
+    transfers = [
+        transfer._replace(amount=max(transfer.amount * share.numerator // share.denominator, 1))
+        for transfer in network.opening_transfers()
+    ]
+    for start in range(0, len(transfers), BATCH_EVENTS_MAX):
+        results = ledger.create_transfers(transfers[start : start + BATCH_EVENTS_MAX])
+        assert all(result == "ok" for result in results), results
+
+
+def _verify(ledger: Ledger) -> tuple[bool, str]:
+    """Replay the ledger's journal (every guarantee) and check per-currency totals in memory."""
+    report = verify(ledger.store)
+    try:
+        ledger.state.check_totals()
+        totals = "totals OK"
+    except InvariantViolation as error:  # Report it, never hide it.
+        return False, f"check_totals FAILED: {error}"
+    if not report.ok:
+        return False, f"verify FAILED: {report.violation}"
+    return True, (
+        f"verify OK: {report.accounts} accounts, {report.transfers} transfers; debits = credits"
+        f" in {len(report.currencies)} currencies; {totals}"
+    )
+
+
+class _Loop:
+    """The minute-by-minute driver of one run."""
+
+    def __init__(
+        self,
+        options: SimOptions,
+        calibration: Calibration,
+        engine: PaymentEngine,
+        clock: SimClock,
+        progress: Progress | None,
+    ) -> None:
+        self.options = options
+        self.workload = calibration.workload
+        self.engine = engine
+        self.clock = clock
+        self.progress = progress
+        self.cycles: list[tuple[int, int, dict[str, object]]] = []
+        self.unsettled_eod: dict[int, list[str]] = {}
+        self.swap_lines: dict[tuple[str, str, str], SwapLineUse] = {}
+        self.minutes_total = options.days * (self.workload.close_minute - self.workload.open_minute)
+        self.minutes_done = 0
+
+    def run_day(self, day: int, payments: list[SimPayment]) -> None:
+        workload = self.workload
+        day_start_ns = EPOCH_NS + day * SECONDS_PER_DAY * NS_PER_SECOND
+        by_minute: dict[int, list[Payment]] = {}
+        for sim in payments:
+            minute = (sim.arrival_s - day * SECONDS_PER_DAY) // 60
+            by_minute.setdefault(minute, []).append(sim.payment)
+        rtgs = self.options.mode is Mode.RTGS
+        for minute in range(workload.open_minute, workload.close_minute):
+            end = minute + 1
+            self.clock.set(day_start_ns + end * 60 * NS_PER_SECOND)
+            batch = by_minute.get(minute)
+            if batch:
+                self.engine.submit_many(batch)
+            if rtgs and (end - workload.open_minute) % workload.lsm_interval_minutes == 0:
+                self.engine.run_liquidity_saving()
+            if not rtgs and end in workload.dns_cycle_minutes:
+                self.cycles.append((day, end, self.engine.settle_cycle()))
+            self._sample_swap_lines()
+            self.minutes_done += 1
+            if self.progress is not None:
+                self.progress(self.minutes_done, self.minutes_total)
+        self._close_day(day, day_start_ns)
+
+    def _close_day(self, day: int, day_start_ns: int) -> None:
+        """Closing: a last LSM pass (RTGS), count what is left, then let the queue time out."""
+        close_ns = day_start_ns + self.workload.close_minute * 60 * NS_PER_SECOND
+        if self.options.mode is Mode.RTGS:
+            self.engine.run_liquidity_saving()
+        self.unsettled_eod[day] = sorted(self.engine.queue)
+        timeout_ns = self.engine.settings.queue_timeout_ns
+        self.clock.set(max(self.clock(), close_ns + timeout_ns))
+        if self.options.mode is Mode.RTGS:
+            self.engine.run_liquidity_saving()
+        else:
+            self.engine.settle_cycle()  # Expires every held payment; nothing is left to net.
+        assert not self.engine.queue, sorted(self.engine.queue)[:5]
+        self._sample_swap_lines(end_of_day=True)
+
+    def _sample_swap_lines(self, *, end_of_day: bool = False) -> None:
+        view, ledger = self.engine.view, self.engine.ledger
+        for drawer, provider, code, drawn, limit in swap_line_utilisation(view, ledger):
+            key = (drawer, provider, code)
+            use = self.swap_lines.get(key)
+            if use is None:
+                use = self.swap_lines[key] = SwapLineUse(drawer, provider, code, limit)
+            use.peak_drawn_minor = max(use.peak_drawn_minor, drawn)
+            if end_of_day:
+                use.eod_drawn_minor = drawn

@@ -1,0 +1,180 @@
+"""ISO 20022 through the pipeline: pacs.008/009 in, pacs.002 out; camt.053 matches the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "tests" / "iso20022" / "samples"
+EXAMPLE = ROOT / "examples" / "pacs008_kz_to_cn.xml"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sco_settle", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("iso") / "sco.db"
+    assert cli("init", "--db", str(path)).returncode == 0
+    return path
+
+
+def statuses(xml: str) -> list[tuple[str, str | None]]:
+    root = etree.fromstring(xml.encode())
+    ns = {"p": root.nsmap[None]}
+    found = []
+    for tx in root.iterfind(".//p:TxInfAndSts", ns):
+        code = tx.findtext("p:StsRsnInf/p:Rsn/p:Cd", namespaces=ns)
+        found.append((tx.findtext("p:TxSts", namespaces=ns), code))
+    return found
+
+
+def validate(tmp_path, xml: str) -> str:
+    path = tmp_path / "reply.xml"
+    path.write_text(xml)
+    result = cli("iso", "validate", str(path))
+    assert result.returncode == 0, result.stdout
+    return result.stdout.strip()
+
+
+def test_sco_payment_message_settles_and_resubmission_is_idempotent(db, tmp_path):
+    first = cli("iso", "submit", str(EXAMPLE), "--db", str(db))
+    assert first.returncode == 0, first.stderr
+    assert statuses(first.stdout) == [("ACSC", None), ("ACSC", None), ("PDNG", "AM04")]
+    assert validate(tmp_path, first.stdout) == "valid: pacs.002.001.10"
+    before = cli("export", "--db", str(db), "accounts").stdout
+    again = cli(
+        "iso", "submit", str(EXAMPLE), "--db", str(db), "--out", str(tmp_path / "again.xml")
+    )
+    assert again.returncode == 0 and again.stdout == ""
+    assert statuses((tmp_path / "again.xml").read_text()) == statuses(first.stdout)
+    assert cli("export", "--db", str(db), "accounts").stdout == before  # Nothing moved twice.
+    assert cli("verify", "--db", str(db)).returncode == 0
+
+
+CREDIT_TRANSFER_SAMPLES = sorted(
+    [*SAMPLES.glob("pacs.008.*/*.xml"), *SAMPLES.glob("pacs.009.*/*.xml")]
+)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    from sco_settle.cli.main import _install_network
+    from sco_settle.ledger import Ledger
+    from sco_settle.network import load_network
+    from sco_settle.payments.engine import PaymentEngine
+    from sco_settle.payments.journal import PaymentJournal
+    from sco_settle.payments.network_view import NetworkView, load_rates
+    from sco_settle.storage import SqliteStore
+
+    path = tmp_path_factory.mktemp("iso-inproc") / "sco.db"
+    network = load_network("sco")
+    ledger = Ledger(SqliteStore(path))
+    _install_network(ledger, network)
+    engine = PaymentEngine(ledger, NetworkView(network, load_rates()), PaymentJournal(path))
+    yield engine
+    ledger.close()
+
+
+@pytest.mark.parametrize("sample", CREDIT_TRANSFER_SAMPLES, ids=lambda p: p.name[:60])
+def test_every_shared_payment_sample_gets_a_valid_status_report(engine, sample):
+    from sco_settle.gateway.iso import submit_message
+    from sco_settle.messaging.iso20022 import open_message
+
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    reply = submit_message(sample.read_bytes(), engine, now=now, sender_bic="PBOCCNBJ")
+    version = re.search(r"(pacs\.\d{3}\.\d{3}\.\d{2})", sample.parent.name).group(1)
+    expected = (
+        "pacs.002.001.14"
+        if version in ("pacs.008.001.12", "pacs.009.001.11")
+        else "pacs.002.001.10"
+    )
+    assert open_message(reply).definition == expected  # Parsed and XSD-validated.
+    text = reply.decode()
+    found = statuses(text)
+    if found:
+        # The samples move SGD, EUR, USD, GBP... between non-SCO banks: never settled here.
+        assert all(status == "RJCT" for status, _ in found), found
+        assert {code for _, code in found} <= {
+            "AM03",
+            "AM11",
+            "AG03",
+            "CNOR",
+            "DNOR",
+            "RC03",
+            "RC04",
+            "CH20",
+            "AM12",
+        }
+    else:
+        assert "<GrpSts>RJCT</GrpSts>" in text
+
+
+def test_unreadable_messages_get_rjct_ff01(db, tmp_path):
+    xxe = tmp_path / "xxe.xml"
+    xxe.write_text(
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>'
+    )
+    broken = tmp_path / "broken.xml"
+    broken.write_text(
+        EXAMPLE.read_text().replace("<NbOfTxs>3</NbOfTxs>", "<NbOfTxs>three</NbOfTxs>")
+    )
+    for path in (xxe, broken):
+        result = cli("iso", "submit", str(path), "--db", str(db))
+        assert result.returncode == 0, result.stderr
+        assert "<GrpSts>RJCT</GrpSts>" in result.stdout and "<Cd>FF01</Cd>" in result.stdout
+        assert "root:" not in result.stdout  # Nothing of /etc/passwd leaks.
+        validate(tmp_path, result.stdout)
+    assert (
+        "<OrgnlMsgId>SCOSAMPLE20261125001</OrgnlMsgId>"
+        in cli("iso", "submit", str(broken), "--db", str(db)).stdout
+    )
+
+
+def test_no_report_possible_exits_2(db, tmp_path):
+    assert cli("iso", "submit", str(tmp_path / "missing.xml"), "--db", str(db)).returncode == 2
+    empty = tmp_path / "empty.db"
+    from sco_settle.ledger import Ledger
+    from sco_settle.storage import SqliteStore
+
+    Ledger(SqliteStore(empty)).close()
+    assert cli("iso", "submit", str(EXAMPLE), "--db", str(empty)).returncode == 2
+
+
+def test_statement_agrees_with_the_ledger(db, tmp_path):
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    result = cli(
+        "iso", "statement", "--db", str(db), "--account", "settlement:HSBKKZKX:KZT", "--date", today
+    )
+    assert result.returncode == 0, result.stderr
+    assert validate(tmp_path, result.stdout) == "valid: camt.053.001.08"
+    root = etree.fromstring(result.stdout.encode())
+    ns = {"c": root.nsmap[None]}
+    balances = {}
+    for balance in root.iterfind(".//c:Bal", ns):
+        kind = balance.findtext("c:Tp/c:CdOrPrtry/c:Cd", namespaces=ns)
+        amount = int(Decimal(balance.findtext("c:Amt", namespaces=ns)) * 100)
+        sign = -1 if balance.findtext("c:CdtDbtInd", namespaces=ns) == "DBIT" else 1
+        balances[kind] = sign * amount
+    accounts = [
+        __import__("json").loads(line)
+        for line in cli("export", "--db", str(db), "accounts").stdout.splitlines()
+    ]
+    ledger = next(a for a in accounts if a["ref"] == "settlement:HSBKKZKX:KZT")
+    assert balances["CLBD"] == ledger["credits_posted"] - ledger["debits_posted"]
+    assert balances["OPBD"] == 0  # The database was created today.
+    missing = cli(
+        "iso", "statement", "--db", str(db), "--account", "settlement:NOPE:KZT", "--date", today
+    )
+    assert missing.returncode == 1 and "no account" in missing.stderr

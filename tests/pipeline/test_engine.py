@@ -1,0 +1,239 @@
+"""The payment pipeline on the SCO network: PvP, idempotency, queue, LSM, DNS, reason codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from sco_settle.domain.transfer import Transfer
+from sco_settle.ledger.invariants import verify
+from sco_settle.payments.engine import EngineSettings, Mode, NameScreen
+from sco_settle.payments.model import Party, Payment, PaymentStatus, Priority, Reason
+from sco_settle.payments.network_view import Scenario
+from sco_settle.storage import SqliteStore
+
+from .conftest import balance
+
+KZ_A, KZ_B, KZ_C = "HSBKKZKX", "KCJBKZKX", "BKCHKZKA"
+CN_A = "BKCHCNBJ"
+
+
+def pay(payment_id, debtor_agent, creditor_agent, amount, currency="KZT", to=None, **extra):
+    return Payment(
+        payment_id, debtor_agent, creditor_agent, amount, currency, to or currency, **extra
+    )
+
+
+def check_ledger(engine):
+    engine.ledger.state.check_totals()
+    store = SqliteStore(engine.ledger.store.path, readonly=True)
+    try:
+        report = verify(store)
+    finally:
+        store.close()
+    assert report.ok, report.violation
+
+
+def test_cross_currency_payment_settles_both_legs_through_the_swap_line(make_engine):
+    engine = make_engine()
+    kzt_before = balance(engine, f"settlement:{KZ_A}:KZT")
+    cny_before = balance(engine, f"settlement:{CN_A}:CNY")
+    drawn_before = balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY")
+    outcome = engine.submit(pay("x1", KZ_A, CN_A, 1_000_000_00, "KZT", "CNY"))
+    assert outcome.status is PaymentStatus.SETTLED
+    assert outcome.route == ("HSBKKZKX/KZT", "NBRKKZKX/KZT", "PBOCCNBJ/CNY", "BKCHCNBJ/CNY")
+    assert balance(engine, f"settlement:{KZ_A}:KZT") == kzt_before - 1_000_000_00
+    assert balance(engine, f"settlement:{CN_A}:CNY") == cny_before + outcome.amount_delivered_minor
+    # About KZT 70.8 per CNY: 1,000,000 KZT buys roughly 14,100 CNY (rounded down for the customer).
+    assert 1_400_000 < outcome.amount_delivered_minor < 1_420_000
+    assert (
+        balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY")
+        == drawn_before - outcome.amount_delivered_minor
+    )
+    check_ledger(engine)
+
+
+def test_kyrgyz_bank_pays_china_through_bank_of_xinjiang(make_engine):
+    engine = make_engine()
+    outcome = engine.submit(pay("k1", "KICBKG22", "ICBKCNBJ", 50_000_00, "KGS", "CNY"))
+    assert outcome.status is PaymentStatus.SETTLED
+    assert "BOXJCNU0/CNY" in outcome.route
+    check_ledger(engine)
+
+
+def test_pvp_chain_is_never_half_settled(make_engine):
+    engine = make_engine()
+    # Exhaust NBK's CNY swap-line headroom behind the router's back: the route still looks
+    # feasible to a stale graph, but the ledger refuses the CNY leg, so the KZT leg must not stay.
+    graph = engine.view.graph(engine.ledger)
+    line = engine.view.account_id("swap-line:NBRKKZKX:PBOCCNBJ:CNY")
+    limit = engine.ledger.lookup_account(line).credit_limit
+    sink = engine.clearing["CNY"]
+    assert engine.ledger.create_transfers([Transfer(77, line, sink, limit)]) == ["ok"]
+    assert engine.view.graph(engine.ledger) is graph  # Reused while the ledger moves on.
+    kzt_before = balance(engine, f"settlement:{KZ_A}:KZT")
+    line_before = balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY")
+    outcome = engine.submit(pay("x2", KZ_A, CN_A, 1_000_000_00, "KZT", "CNY"))
+    details = [detail for _, _, detail in engine.journal.events("x2")]
+    assert any("route refused by the ledger: exceeds_credits" in d for d in details), details
+    # The refused chain left nothing: the line is untouched and the debtor paid at most once,
+    # through another route (or not at all, queued).
+    assert balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY") == line_before
+    if outcome.status is PaymentStatus.SETTLED:
+        assert "NBRKKZKX/KZT" not in outcome.route[1:2] or "PBOCCNBJ/CNY" not in outcome.route
+        assert balance(engine, f"settlement:{KZ_A}:KZT") >= kzt_before - 1_000_000_00
+    else:
+        assert outcome.status is PaymentStatus.QUEUED and outcome.reason is Reason.AM04
+        assert balance(engine, f"settlement:{KZ_A}:KZT") == kzt_before
+    check_ledger(engine)
+
+
+def test_resubmission_returns_the_first_outcome_and_moves_nothing(make_engine):
+    engine = make_engine()
+    payment = pay("dup", KZ_A, KZ_B, 5_000_00)
+    first = engine.submit(payment)
+    before = balance(engine, f"settlement:{KZ_A}:KZT")
+    again = engine.submit(payment)
+    changed = engine.submit(pay("dup", KZ_A, KZ_B, 1))  # Same id, other content: first outcome.
+    assert first.status is PaymentStatus.SETTLED and not first.duplicate
+    assert (
+        again.duplicate
+        and again.status is first.status
+        and again.transfer_ids == first.transfer_ids
+    )
+    assert changed.duplicate and changed.transfer_ids == first.transfer_ids
+    assert balance(engine, f"settlement:{KZ_A}:KZT") == before
+
+
+def test_rejections_carry_iso_reason_codes(make_engine):
+    engine = make_engine(screen=NameScreen(["Sanctioned Trading LLC"]))
+    cases = [
+        (pay("r1", KZ_A, KZ_B, 0), Reason.AM01),
+        (pay("r2", KZ_A, KZ_B, 2**64), Reason.AM02),
+        (pay("r3", KZ_A, KZ_B, 5, "USD"), Reason.AM03),
+        (pay("r4", KZ_A, KZ_B, 5, "XYZ"), Reason.AM11),
+        (pay("r5", "NOTABIC", KZ_B, 5), Reason.RC03),
+        (pay("r6", KZ_A, "XXXXKZKX", 5), Reason.CNOR),
+        (pay("r7", "ABCDKZKX", KZ_B, 5), Reason.DNOR),
+        (pay("r8", KZ_A, KZ_A, 5), Reason.AG03),
+        (pay("r9", KZ_A, KZ_B, 5, creditor=Party("sanctioned  trading llc")), Reason.RR04),
+        (pay("r10", KZ_A, "SABRRUMM", 5, "KZT", "KZT"), Reason.AM03),
+    ]
+    outcomes = engine.submit_many([payment for payment, _ in cases])
+    for (payment, expected), outcome in zip(cases, outcomes, strict=True):
+        assert outcome.status is PaymentStatus.REJECTED, payment
+        assert outcome.reason is expected, (payment.payment_id, outcome)
+        assert outcome.reason_text
+    events = engine.journal.events("r9")
+    assert [e[0] for e in events] == ["received", "validated", "rejected"]
+
+
+def test_suspended_bank_and_cut_corridor_are_refused(make_engine):
+    engine = make_engine(scenario=Scenario(suspended=frozenset({"PBOCCNBJ"})))
+    assert engine.submit(pay("s1", KZ_A, CN_A, 5_000_00, "KZT", "CNY")).reason is Reason.AG01
+    engine = make_engine(scenario=Scenario(corridor_cuts=frozenset({("CN", "KZ")})))
+    outcome = engine.submit(pay("s2", KZ_A, CN_A, 5_000_00, "KZT", "CNY"))
+    assert outcome.status is PaymentStatus.REJECTED and outcome.reason is Reason.AG01
+    engine = make_engine(scenario=Scenario(exhausted_swap_lines=frozenset({("CN", "KZ")})))
+    outcome = engine.submit(pay("s3", KZ_A, CN_A, 5_000_00, "KZT", "CNY"))
+    assert outcome.status is not PaymentStatus.SETTLED or "NBRKKZKX/KZT" not in outcome.route
+
+
+def test_gridlock_is_resolved_simultaneously(make_engine):
+    engine = make_engine()
+    # Empty three banks' KZT accounts, then queue a cycle A->B->C->A that no single payment can
+    # start: only simultaneous settlement (the LSM) can clear it.
+    banks = [KZ_A, KZ_B, KZ_C]
+    drain = []
+    for i, bank in enumerate(banks):
+        account = engine.view.account_id(f"settlement:{bank}:KZT")
+        drain.append(
+            Transfer(
+                900 + i, account, engine.clearing["KZT"], balance(engine, f"settlement:{bank}:KZT")
+            )
+        )
+    assert engine.ledger.create_transfers(drain) == ["ok"] * 3
+    cycle = [
+        pay("g1", KZ_A, KZ_B, 300),
+        pay("g2", KZ_B, KZ_C, 300),
+        pay("g3", KZ_C, KZ_A, 300, priority=Priority.URGENT),
+    ]
+    outcomes = engine.submit_many(cycle)
+    assert [o.status for o in outcomes] == [PaymentStatus.QUEUED] * 3
+    engine.run_liquidity_saving()
+    assert [engine.outcome(p.payment_id).status for p in cycle] == [PaymentStatus.SETTLED] * 3
+    assert engine.stats.settled_by_offsetting + engine.stats.settled_by_gridlock == 3
+    assert all(balance(engine, f"settlement:{bank}:KZT") == 0 for bank in banks)
+    check_ledger(engine)
+
+
+def test_queue_is_fifo_per_payer_urgent_first_and_times_out(make_engine):
+    engine = make_engine(EngineSettings(queue_timeout_ns=60 * 10**9))
+    account = engine.view.account_id(f"settlement:{KZ_A}:KZT")
+    funds = balance(engine, f"settlement:{KZ_A}:KZT")
+    assert engine.ledger.create_transfers(
+        [Transfer(901, account, engine.clearing["KZT"], funds)]
+    ) == ["ok"]
+    normal = pay("q1", KZ_A, KZ_B, 100)
+    urgent = pay("q2", KZ_A, KZ_B, 100, priority=Priority.URGENT)
+    engine.submit_many([normal, urgent])
+    # 150 arrives: only one of the two can settle, and it must be the urgent one.
+    payer_in = engine.view.account_id(f"settlement:{KZ_B}:KZT")
+    assert engine.ledger.create_transfers([Transfer(902, payer_in, account, 150)]) == ["ok"]
+    engine.run_liquidity_saving()
+    assert engine.outcome("q2").status is PaymentStatus.SETTLED
+    assert engine.outcome("q1").status is PaymentStatus.QUEUED
+    engine.clock.advance(61)
+    engine.run_liquidity_saving()
+    late = engine.outcome("q1")
+    assert late.status is PaymentStatus.REJECTED and late.reason is Reason.TM01
+    assert balance(engine, f"settlement:{KZ_A}:KZT") == 50
+    check_ledger(engine)
+
+
+def test_dns_nets_defers_over_cap_and_conserves_value(make_engine):
+    cap = 10**9
+    engine = make_engine(EngineSettings(mode=Mode.DNS, net_debit_caps={(KZ_B, "KZT"): cap}))
+    big = 140_000_000_000_00
+    payments = [
+        pay("d1", KZ_A, KZ_B, big),
+        pay("d2", KZ_B, KZ_A, big),
+        pay("d3", KZ_B, KZ_C, cap + 1),
+        pay("d4", KZ_A, CN_A, 5_000_000_00, "KZT", "CNY"),
+    ]
+    before = {bank: balance(engine, f"settlement:{bank}:KZT") for bank in (KZ_A, KZ_B, KZ_C)}
+    assert {o.status for o in engine.submit_many(payments)} == {PaymentStatus.QUEUED}
+    report = engine.settle_cycle()
+    assert report["settled"] == 3 and report["deferred"] == 1
+    assert engine.outcome("d3").status is PaymentStatus.QUEUED  # Deferred, not lost.
+    assert report["net_minor"]["KZT"] < report["gross_minor"]["KZT"] // 1000
+    assert balance(engine, f"settlement:{KZ_B}:KZT") == before[KZ_B]
+    assert balance(engine, f"settlement:{KZ_A}:KZT") == before[KZ_A] - 5_000_000_00
+    check_ledger(engine)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_queue_never_settles_beyond_liquidity(make_engine, seed):
+    import random
+
+    rng = random.Random(seed)
+    engine = make_engine()
+    banks = [KZ_A, KZ_B, KZ_C]
+    for i, bank in enumerate(banks):
+        account = engine.view.account_id(f"settlement:{bank}:KZT")
+        keep = rng.randrange(0, 1_000)
+        amount = balance(engine, f"settlement:{bank}:KZT") - keep
+        assert engine.ledger.create_transfers(
+            [Transfer(950 + i, account, engine.clearing["KZT"], amount)]
+        ) == ["ok"]
+    payments = []
+    for n in range(60):
+        debtor, creditor = rng.sample(banks, 2)
+        payments.append(pay(f"r{seed}-{n}", debtor, creditor, rng.randrange(1, 400)))
+    for start in range(0, 60, 7):
+        engine.submit_many(payments[start : start + 7])
+        engine.run_liquidity_saving()
+        for bank in banks:
+            assert balance(engine, f"settlement:{bank}:KZT") >= 0
+    settled = [p for p in payments if engine.outcome(p.payment_id).status is PaymentStatus.SETTLED]
+    assert settled, "some payments must settle"
+    check_ledger(engine)
