@@ -9,9 +9,9 @@ from fractions import Fraction
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from payments_strategies import AS_OF, rates
 
 from sco_settle.payments.fx import Rate, RateSide, RateTable, Rounding, convert, quote
+from tests.payments.payments_strategies import AS_OF, rates
 
 D = Decimal
 CNY_KZT = Rate("CNY", "KZT", D("70.10"), D("70.50"), "HSBKKZKX", AS_OF)

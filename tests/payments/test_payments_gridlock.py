@@ -6,7 +6,6 @@ from itertools import combinations
 
 import pytest
 from hypothesis import given, settings
-from payments_strategies import gridlock_instances
 
 from sco_settle.payments.gridlock import (
     QueuedPayment,
@@ -17,6 +16,7 @@ from sco_settle.payments.gridlock import (
     partial_netting,
 )
 from sco_settle.payments.netting import InvariantViolation
+from tests.payments.payments_strategies import gridlock_instances
 
 A, B, C = "AAAAKZ22", "BBBBKZ22", "CCCCKZ22"
 HEURISTICS = (bilateral_offsetting, multilateral_offsetting, partial_netting)

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from payments_strategies import AS_OF, routing_networks, routing_queries
 
 from sco_settle.payments.fx import Rate, RateTable
 from sco_settle.payments.routing import (
@@ -24,6 +23,7 @@ from sco_settle.payments.routing import (
     enumerate_routes,
     find_routes,
 )
+from tests.payments.payments_strategies import AS_OF, routing_networks, routing_queries
 
 D = Decimal
 # Brute force is exponential; raise PAYMENTS_EXAMPLES for a long soak (e.g. 5000) before release.

@@ -8,6 +8,7 @@ committed state.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -136,6 +137,10 @@ class Ledger:
         try:
             self.store.commit(changes)
         except BaseException:
-            # Memory is now ahead of the store: refuse further use rather than diverge.
+            # Memory is now ahead of the store: refuse further use rather than diverge, and
+            # release the writer lock so the ledger can be reopened (recovering the committed
+            # state) without waiting for this process to exit.
             self.closed = True
+            with contextlib.suppress(Exception):
+                self.store.close()
             raise

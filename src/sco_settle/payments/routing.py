@@ -258,9 +258,10 @@ class Route:
 class Exclusion:
     """An edge the search refused, with the path prefix on which it first met it.
 
-    ``path`` runs from the debtor node to the refused edge's target. ``amount_minor`` is what the
-    edge would have had to carry and ``available_minor`` its capacity (None: not amount-related),
-    both in ``currency``.
+    ``path`` runs from the debtor node to the refused edge's target. For a capacity refusal,
+    ``amount_minor`` is what the edge would have had to carry and ``available_minor`` its capacity,
+    both in ``currency`` (the currency the edge delivers). Otherwise ``available_minor`` is None
+    and ``amount_minor`` is what would have entered the edge, in its input currency.
     """
 
     path: tuple[Node, ...]
@@ -750,14 +751,14 @@ def _traverse(
     spec = graph.edges[edge]
     factors = context.fx[edge]
     if factors is False:
-        return _Step(0, 0, 0, ExclusionReason.NO_RATE, None)
+        return _Step(amount_in, 0, 0, ExclusionReason.NO_RATE, None)
     spread = 0
     amount_out = amount_in
     if factors is not None:
         num, den, mid_num, mid_den, _ = factors
         amount_out = amount_in * num // den
         if amount_out == 0:
-            return _Step(0, 0, 0, ExclusionReason.AMOUNT_ROUNDS_TO_ZERO, None)
+            return _Step(amount_in, 0, 0, ExclusionReason.AMOUNT_ROUNDS_TO_ZERO, None)
         spread = amount_source - amount_source * amount_out * mid_den // (amount_in * mid_num)
     if spec.balance_minor is not None:
         available = spec.balance_minor + spec.credit_limit_minor
@@ -887,6 +888,62 @@ class _Label(NamedTuple):
 _LABEL, _SUCCESSORS = 0, 1
 
 
+class _Successors:
+    """Per query: each node's successors sorted by their bound, and those out of hop reach.
+
+    Entries are (static cost bound, hops bound, edge, the edge's own part of the cost bound),
+    sorted - the order in which their keys grow for any label at that node and hops used. The
+    amount-free parts are shared across queries (``_successor_parts``); only the cost bound,
+    which scales with the amount, is computed here.
+    """
+
+    def __init__(self, query: _Query, bound: _LowerBound) -> None:
+        graph = query.graph
+        self.query, self.bound = query, bound
+        self.fee_weights = query.context.fee_weight_list(
+            graph.nodes[query.source].currency, query.hop_limit
+        )
+        # Edges into a leaf creditor are not in the compiled relay adjacency: add them by source.
+        self.into_target: dict[int, list[int]] = {}
+        if graph._leaf[query.target]:
+            for edge in graph._in[query.target]:
+                self.into_target.setdefault(graph._e_from[edge], []).append(edge)
+        self.memo: dict[tuple[int, int], tuple[list, list]] = {}
+
+    def __call__(self, node: int, hops: int) -> tuple[list, list]:
+        found = self.memo.get((node, hops))
+        if found is None:
+            found = self.memo[(node, hops)] = self._build(node, hops)
+        return found
+
+    def _build(self, node: int, hops: int) -> tuple[list, list]:
+        query, fee_weights = self.query, self.fee_weights
+        graph, hop_charge, amount = query.graph, query.hop_charge, query.amount
+        budget = query.hop_limit - hops
+        usable, too_far = [], []
+        parts = _successor_parts(query.context, self.bound, node, query.hop_limit)
+        for least_hops, frontier, edge in parts:
+            if not frontier or frontier[0][0] > budget:  # frontiers are sorted by hops
+                too_far.append(edge)
+                continue
+            static = _UNREACHABLE
+            for h, loss, fee in frontier:
+                if h > budget:
+                    break
+                static = min(static, hop_charge * h + amount * loss // _PPB + fee)
+            own = hop_charge * graph._e_hops[edge] + fee_weights[edge]
+            usable.append((static, least_hops, edge, own))
+        for edge in self.into_target.get(node, ()):
+            weight = graph._e_hops[edge]
+            if weight > budget:
+                too_far.append(edge)
+            else:
+                own = hop_charge * weight + fee_weights[edge]
+                usable.append((own, weight, edge, own))
+        usable.sort()
+        return usable, too_far
+
+
 def _search(
     query: _Query, k: int, expansions_max: int
 ) -> tuple[list[tuple[int, ...]], dict, int, bool]:
@@ -897,49 +954,10 @@ def _search(
     "successors" entry walks that list, so a settlement agent with thousands of members costs one
     heap entry per member actually reached, not one per member.
     """
-    graph, context, source, target, amount, hop_limit, hop_charge = query
-    bound = _LowerBound(context, target, hop_limit, graph.nodes[source].currency)
-    # Edges into a leaf creditor are not in the compiled relay adjacency: add them by source.
-    into_target: dict[int, list[int]] = {}
-    if graph._leaf[target]:
-        for edge in graph._in[target]:
-            into_target.setdefault(graph._e_from[edge], []).append(edge)
-    memo: dict[tuple[int, int], tuple[list, list]] = {}
-    fee_weights = context.fee_weight_list(graph.nodes[source].currency, hop_limit)
-
-    def successors(node: int, hops: int) -> tuple[list, list]:
-        # Usable successors as (static cost bound, hops bound, edge, the edge's own part of the
-        # cost bound), sorted - the order in which their keys grow for any label here - and the
-        # edges that cannot reach the creditor within the hop limit. The amount-free parts are
-        # shared across queries with the same anchors; only the cost bound, which scales with
-        # the amount, is computed here.
-        found = memo.get((node, hops))
-        if found is None:
-            budget = hop_limit - hops
-            usable, too_far = [], []
-            for least_hops, frontier, edge in _successor_parts(context, bound, node, hop_limit):
-                if not frontier or frontier[0][0] > budget:  # frontiers are sorted by hops
-                    too_far.append(edge)
-                    continue
-                static = _UNREACHABLE
-                for h, loss, fee in frontier:
-                    if h > budget:
-                        break
-                    static = min(static, hop_charge * h + amount * loss // _PPB + fee)
-                own = hop_charge * graph._e_hops[edge] + fee_weights[edge]
-                usable.append((static, least_hops, edge, own))
-            for edge in into_target.get(node, ()):
-                weight = graph._e_hops[edge]
-                if hops + weight > hop_limit:
-                    too_far.append(edge)
-                else:
-                    own = hop_charge * weight + fee_weights[edge]
-                    usable.append((own, weight, edge, own))
-            usable.sort()
-            found = memo[(node, hops)] = (usable, too_far)
-        return found
-
-    start = _Label(source, 0, 0, amount, (source,), -1, (), ())
+    graph, source, target = query.graph, query.source, query.target
+    bound = _LowerBound(query.context, target, query.hop_limit, graph.nodes[source].currency)
+    successors = _Successors(query, bound)
+    start = _Label(source, 0, 0, query.amount, (source,), -1, (), ())
     heap: list[tuple] = [(0, 0, (), _LABEL, start)]
     settled_hops: dict[tuple, int] = {}
     signatures: set[tuple] = set()
@@ -1119,7 +1137,10 @@ def _exclusion(
     graph = query.graph
     nodes = (graph.nodes[query.source], *(graph.edges[edge].target for edge in path))
     last = graph.edges[path[-1]]
-    amount_currency = last.target.currency if last.kind in _CONVERTS else last.source.currency
+    # A capacity is in the currency the edge delivers; every other refusal reports the amount
+    # that would have entered the edge, in its input currency.
+    converted = available is not None and last.kind in _CONVERTS
+    amount_currency = last.target.currency if converted else last.source.currency
     return Exclusion(nodes, last.kind, reason, needed, available, amount_currency)
 
 

@@ -3,4 +3,14 @@
 from sco_settle.storage.memory import MemoryStore
 from sco_settle.storage.sqlite import SqliteStore, StoreLockedError
 
-__all__ = ["MemoryStore", "SqliteStore", "StoreLockedError"]
+__all__ = ["MemoryStore", "SqliteStore", "StoreLockedError", "open_store"]
+
+
+def open_store(url: str, *, readonly: bool = False):  # type: ignore[no-untyped-def]
+    """``sqlite:///PATH`` (or a plain path) or ``postgresql://...`` -> a Store."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from sco_settle.storage.postgres import PostgresStore
+
+        return PostgresStore(url, readonly=readonly)
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    return SqliteStore(path, readonly=readonly)

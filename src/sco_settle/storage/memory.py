@@ -48,6 +48,10 @@ class MemoryStore:
         return {i: statuses[i][0] for i in ids if i in statuses}
 
     def commit(self, changes: Changes) -> None:
+        if not (
+            changes.accounts_created or changes.transfers_created or changes.pending_resolutions
+        ):
+            return  # As the durable stores: a batch whose every event failed stores nothing.
         for account in changes.accounts_created:
             self.accounts[account.id] = account
             self.balances[account.id] = (0, 0, 0, 0)
@@ -97,6 +101,9 @@ class MemoryStore:
     def iter_pending_resolutions(self) -> Iterator[tuple[int, PendingStatus, int]]:
         rows = sorted(self.statuses.items(), key=lambda item: item[1][1])
         return iter([(pending_id, status, ts) for pending_id, (status, ts) in rows])
+
+    def count_transfers(self) -> int:
+        return len(self.journal)
 
     def close(self) -> None:
         pass

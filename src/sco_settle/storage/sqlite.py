@@ -130,8 +130,12 @@ class SqliteStore:
         if readonly:
             if not self.path.exists():
                 raise FileNotFoundError(f"no database at {self.path}")
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self.connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+            # Not ``mode=ro``: after a writer was killed between writing a commit to the WAL and
+            # publishing it in the wal-index, a mode=ro connection cannot run WAL recovery and
+            # reads a stale (older) snapshot. A normal connection recovers the index first;
+            # ``query_only`` then refuses every write.
+            self.connection = sqlite3.connect(self.path, isolation_level=None)
+            self.connection.execute("PRAGMA query_only=ON")
         else:
             self._take_writer_lock()
             self.connection = sqlite3.connect(self.path, isolation_level=None)
