@@ -41,6 +41,7 @@ def _error(message: str) -> None:
     sys.stderr.write(" ".join(message.split()) + "\n")
     sys.stderr.flush()
 
+
 DbOption = Annotated[Path, typer.Option("--db", help="SQLite database file.")]
 
 
@@ -199,9 +200,14 @@ def demo(
     db: DbOption = Path("sco-demo.db"),
     transfers: Annotated[int, typer.Option(help="How many transfers to run.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same transfers).")] = 7,
+    payments: Annotated[
+        bool, typer.Option(help="Then run a short payments simulation (RTGS, one day).")
+    ] = True,
 ) -> None:
-    """The main job: a fresh database on the SCO network, funded, then N transfers, summarised."""
+    """The main job: a fresh database on the SCO network, funded, then N transfers, summarised;
+    then a short simulation of SCO trade payments (routing, FX PvP, swap lines, RTGS + LSM)."""
     from sco_settle.cli.demo import run_demo
+    from sco_settle.cli.simulate import simulate
 
     if transfers <= 0:
         raise CliError("--transfers must be positive")
@@ -209,9 +215,21 @@ def demo(
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     started = time.perf_counter()
     run_demo(db, transfers, seed, console)
-    console.print(
-        f"Done in {time.perf_counter() - started:.1f} s. Check it: sco-settle verify --db {db}"
-    )
+    console.print(f"Ledger part done in {time.perf_counter() - started:.1f} s.")
+    if payments:
+        out = db.with_name(db.stem + "-sim")
+        console.print(f"\n[bold]Payments[/]: one simulated day of SCO trade, RTGS, into {out}/")
+        simulate(
+            days=1,
+            seed=seed,
+            mode="rtgs",
+            scale="0.25",
+            db=None,
+            out=out,
+            scenario=None,
+            national_share=None,
+        )
+    console.print(f"Check the ledger: sco-settle verify --db {db}")
 
 
 def _mount_optional_apps() -> None:
