@@ -178,3 +178,41 @@ def test_statement_agrees_with_the_ledger(db, tmp_path):
         "iso", "statement", "--db", str(db), "--account", "settlement:NOPE:KZT", "--date", today
     )
     assert missing.returncode == 1 and "no account" in missing.stderr
+
+
+def test_pacs004_return_moves_the_money_back_once(engine):
+    from sco_settle.gateway.iso import submit_message
+    from sco_settle.messaging.iso20022 import read_message, return_for, write_message
+
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    original = read_message(EXAMPLE.read_bytes())
+    debtor = engine.view.account_id("settlement:HSBKKZKX:KZT")
+    creditor = engine.view.account_id("settlement:KCJBKZKX:KZT")
+
+    def posted(account_id):
+        state = engine.ledger.lookup_account(account_id)
+        return state.credits_posted - state.debits_posted
+
+    before = (posted(debtor), posted(creditor))
+    assert statuses(
+        submit_message(EXAMPLE.read_bytes(), engine, now=now, sender_bic="PBOCCNBJ").decode()
+    )[1] == ("ACSC", None)
+    paid = (posted(debtor), posted(creditor))
+    # Item 1 (1,000,000 KZT to China) and item 2 (5,000,000 KZT domestic) both settled.
+    assert paid == (before[0] - 1_000_000_00 - 5_000_000_00, before[1] + 5_000_000_00)
+    domestic = original.items[1]
+    pacs004 = write_message(
+        return_for(
+            original, domestic, message_id="RTN-KCJB-0001", created_at=now, reason_code="AC04"
+        )
+    )
+    reply = submit_message(pacs004, engine, now=now, sender_bic="PBOCCNBJ").decode()
+    assert statuses(reply) == [("ACSC", None)]
+    returned = (paid[0] + 5_000_000_00, before[1])
+    assert (posted(debtor), posted(creditor)) == returned
+    outcome = engine.outcome(f"HSBKKZKX:{domestic.uetr}")
+    assert outcome.status.value == "returned"
+    again = submit_message(pacs004, engine, now=now, sender_bic="PBOCCNBJ").decode()
+    assert statuses(again) == [("ACSC", None)]
+    assert (posted(debtor), posted(creditor)) == returned  # Returned once only.
+    engine.ledger.state.check_totals()

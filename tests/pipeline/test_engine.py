@@ -237,3 +237,34 @@ def test_queue_never_settles_beyond_liquidity(make_engine, seed):
     settled = [p for p in payments if engine.outcome(p.payment_id).status is PaymentStatus.SETTLED]
     assert settled, "some payments must settle"
     check_ledger(engine)
+
+
+def test_return_reverses_the_chain_once_and_only_for_the_creditor_agent(make_engine):
+    from sco_settle.payments.model import PaymentRejected
+
+    engine = make_engine()
+    before = {
+        k: balance(engine, k)
+        for k in (
+            f"settlement:{KZ_A}:KZT",
+            f"settlement:{CN_A}:CNY",
+            "swap-line:NBRKKZKX:PBOCCNBJ:CNY",
+        )
+    }
+    paid = engine.submit(pay("ret1", KZ_A, CN_A, 2_000_000_00, "KZT", "CNY"))
+    assert paid.status is PaymentStatus.SETTLED
+    with pytest.raises(PaymentRejected) as wrong:
+        engine.return_payment("ret1", returned_by=KZ_B, reason="AC04")
+    assert wrong.value.reason is Reason.AG01
+    returned = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
+    assert returned.status is PaymentStatus.RETURNED
+    # Every leg reversed: the debtor has its KZT back, the swap line is repaid.
+    assert {k: balance(engine, k) for k in before} == before
+    again = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
+    assert again.duplicate and {k: balance(engine, k) for k in before} == before
+    queued = engine.submit(pay("ret2", KZ_A, KZ_B, 10**18))
+    assert queued.status is PaymentStatus.QUEUED
+    with pytest.raises(PaymentRejected):
+        engine.return_payment("ret2", returned_by=KZ_B, reason="AC04")
+    assert [e[0] for e in engine.journal.events("ret1")][-1] == "returned"
+    check_ledger(engine)

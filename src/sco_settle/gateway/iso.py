@@ -32,6 +32,8 @@ from sco_settle.messaging.iso20022 import (
     Entry,
     MessageRejectedError,
     OriginalGroupStatus,
+    PaymentReturn,
+    PaymentReturnMessage,
     ReasonInfo,
     StatusReport,
     TransactionStatus,
@@ -42,7 +44,14 @@ from sco_settle.messaging.iso20022 import (
 )
 from sco_settle.messaging.iso20022.replies import STATUS_REPORT_FOR, split_additional_info
 from sco_settle.payments.engine import PaymentEngine
-from sco_settle.payments.model import Party, Payment, PaymentOutcome, PaymentStatus, Priority
+from sco_settle.payments.model import (
+    Party,
+    Payment,
+    PaymentOutcome,
+    PaymentRejected,
+    PaymentStatus,
+    Priority,
+)
 
 PACS_002_DEFAULT = "pacs.002.001.10"
 _VOID = int(TransferFlags.VOID_PENDING)
@@ -100,11 +109,88 @@ def submit_message(
         message = read_message(data)
     except MessageRejectedError as error:
         return write_status_report(_group_rejection(data, error, message_id, now))
+    if isinstance(message, PaymentReturnMessage):
+        return write_status_report(_return_report(message, engine, message_id, now, sender_bic))
     if not isinstance(message, CreditTransferMessage):
         error = MessageRejectedError(f"{message.definition} is not a payment instruction")
         return write_status_report(_group_rejection(data, error, message_id, now))
     report = _status_report(message, engine, message_id, now, sender_bic)
     return write_status_report(report)
+
+
+def _return_report(
+    message: PaymentReturnMessage,
+    engine: PaymentEngine,
+    message_id: str,
+    now: dt.datetime,
+    sender_bic: str,
+) -> StatusReport:
+    """Each pacs.004 transaction returns the original payment it names (found by the original
+    debtor agent and UETR or instruction id), moving the money back: ACSC, or RJCT with why."""
+    transactions = []
+    for item in message.items:
+        if isinstance(item, PaymentReturn):
+            status, reasons = _return_one(item, engine)
+            ids = (
+                item.return_id,
+                item.original_end_to_end_id,
+                item.original_transaction_id,
+                item.original_uetr,
+            )
+        else:
+            status = "RJCT"
+            reasons = (
+                ReasonInfo(code=item.reason, additional_info=split_additional_info(item.text)),
+            )
+            ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
+        transactions.append(
+            TransactionStatus(
+                status=status,
+                reasons=reasons,
+                original_message_id=message.message_id,
+                original_definition=message.definition,
+                original_instruction_id=ids[0],
+                original_end_to_end_id=ids[1],
+                original_transaction_id=ids[2],
+                original_uetr=ids[3],
+                instructing_agent=Agent(bicfi=sender_bic),
+            )
+        )
+    return StatusReport(
+        definition=STATUS_REPORT_FOR.get(message.definition, PACS_002_DEFAULT),
+        message_id=message_id,
+        created_at=now,
+        transactions=tuple(transactions),
+    )
+
+
+def _return_one(item: PaymentReturn, engine: PaymentEngine) -> tuple[str, tuple[ReasonInfo, ...]]:
+    reference = (
+        item.original_uetr
+        or item.original_instruction_id
+        or item.original_transaction_id
+        or item.original_end_to_end_id
+    )
+    returned_by = _bic(item.instructing_agent) or ""
+    candidates = [_bic(item.instructed_agent)]
+    if item.chain is not None:
+        candidates += [_bic(item.chain.debtor_agent), _bic(item.chain.creditor_agent)]
+    reason = item.reasons[0].code if item.reasons and item.reasons[0].code else "NARR"
+    for debtor_agent in dict.fromkeys(c for c in candidates if c):
+        payment_id = f"{debtor_agent}:{reference}"
+        if engine.outcome(payment_id) is None:
+            continue
+        try:
+            engine.return_payment(payment_id, returned_by=returned_by, reason=reason)
+        except PaymentRejected as rejection:
+            return "RJCT", (
+                ReasonInfo(
+                    code=rejection.reason.value,
+                    additional_info=split_additional_info(rejection.text),
+                ),
+            )
+        return "ACSC", ()
+    return "RJCT", (ReasonInfo(code="NARR", additional_info=("original payment not found",)),)
 
 
 def _status_report(

@@ -49,6 +49,7 @@ from sco_settle.payments.model import (
 from sco_settle.payments.network_view import NetworkView, Scenario, available
 from sco_settle.payments.plan import (
     CODE_LSM,
+    CODE_RETURN,
     LINKED,
     PlanError,
     plan_route,
@@ -190,6 +191,48 @@ class PaymentEngine:
 
     def outcome(self, payment_id: str) -> PaymentOutcome | None:
         return self._known(payment_id)
+
+    def return_payment(self, payment_id: str, *, returned_by: str, reason: str) -> PaymentOutcome:
+        """Move a settled payment's money back (a pacs.004 return): the reverse of its chain,
+        leg by leg in reverse order, as one linked chain. Only the creditor agent may return;
+        a second return of the same payment answers the first outcome (the ids are derived)."""
+        found = self.journal.get(payment_id)
+        if found is None:
+            raise PaymentRejected(Reason.NARR, f"no payment {payment_id!r} to return")
+        payment, outcome, _ = found
+        if returned_by != payment.creditor_agent:
+            raise PaymentRejected(Reason.AG01, "only the creditor agent may return a payment")
+        if outcome.status is PaymentStatus.RETURNED:
+            return replace(outcome, duplicate=True)
+        if outcome.status is not PaymentStatus.SETTLED:
+            raise PaymentRejected(Reason.NARR, f"payment is {outcome.status.value}, not settled")
+        originals = self.ledger.store.get_transfers(outcome.transfer_ids)
+        if len(originals) != len(outcome.transfer_ids):
+            # Net-settled payments have no chain of their own to reverse.
+            raise PaymentRejected(Reason.AG03, "returns of net-settled payments are not supported")
+        ordered = [originals[i] for i in reversed(outcome.transfer_ids)]
+        chain = [
+            Transfer(
+                transfer_id_for(f"payment:{payment_id}:return:{position}"), t.credit_account,
+                t.debit_account, t.amount, LINKED, code=CODE_RETURN, ref=f"return {reason}"[:140],
+            )
+            for position, t in enumerate(ordered)
+        ]
+        chain[-1] = chain[-1]._replace(flags=0)
+        results = self.ledger.create_transfers(chain)
+        if not all(r is TR.OK or r is TR.EXISTS for r in results):
+            failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
+            if failure in _LIMIT_RESULTS:
+                raise PaymentRejected(Reason.AM04, "the creditor side lacks funds for the return")
+            raise PaymentRejected(Reason.NARR, f"ledger refused the return: {failure}")
+        returned = replace(
+            outcome, status=PaymentStatus.RETURNED, reason=None,
+            reason_text=f"returned by {returned_by}: {reason}",
+            transfer_ids=outcome.transfer_ids + tuple(t.id for t in chain),
+        )
+        events = [(PaymentStatus.RETURNED, f"{reason}; {len(chain)} transfers reversed")]
+        self.journal.record([(payment, returned, None, events)], self.ledger.clock())
+        return returned
 
     def run_liquidity_saving(self) -> list[PaymentOutcome]:
         """The LSM pass: expire, retry FIFO, offset bilaterally, resolve gridlock."""
