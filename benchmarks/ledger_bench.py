@@ -40,7 +40,11 @@ FIRST_ACCOUNT_ID = 100
 
 def make_ledger(store_kind: str, directory: Path) -> Ledger:
     store = MemoryStore() if store_kind == "memory" else SqliteStore(directory / "bench.db")
-    ledger = Ledger(store)
+    return populate(Ledger(store))
+
+
+def populate(ledger: Ledger) -> Ledger:
+    """The benchmark's accounts: one issuance account and 10,000 funded settlement accounts."""
     constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
     accounts = [Account(ISSUANCE_ID, "PBOCCNBJ", "CNY", "issuance")]
     accounts += [

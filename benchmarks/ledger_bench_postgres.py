@@ -25,12 +25,9 @@ from psycopg import sql
 
 from ledger_bench import (
     ACCOUNTS,
-    FIRST_ACCOUNT_ID,
-    ISSUANCE_ID,
     make_batches,
+    populate,
 )
-from sco_settle.domain.account import Account, AccountFlags
-from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.storage.postgres import PostgresStore
 
@@ -38,23 +35,7 @@ DSN_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def make_ledger(dsn: str, schema: str) -> Ledger:
-    ledger = Ledger(PostgresStore(dsn, schema=schema))
-    constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
-    accounts = [Account(ISSUANCE_ID, "PBOCCNBJ", "CNY", "issuance")]
-    accounts += [
-        Account(FIRST_ACCOUNT_ID + i, "BKCHCNBJ", "CNY", "settlement", flags=constrained)
-        for i in range(ACCOUNTS)
-    ]
-    for start in range(0, len(accounts), BATCH_EVENTS_MAX):
-        results = ledger.create_accounts(accounts[start : start + BATCH_EVENTS_MAX])
-        assert all(r == "ok" for r in results), set(results)
-    funding = [
-        Transfer(10**30 + i, ISSUANCE_ID, FIRST_ACCOUNT_ID + i, 10**13) for i in range(ACCOUNTS)
-    ]
-    for start in range(0, len(funding), BATCH_EVENTS_MAX):
-        results = ledger.create_transfers(funding[start : start + BATCH_EVENTS_MAX])
-        assert all(r == "ok" for r in results), set(results)
-    return ledger
+    return populate(Ledger(PostgresStore(dsn, schema=schema)))
 
 
 def drop_schema(dsn: str, schema: str) -> None:

@@ -143,19 +143,7 @@ def _return_report(
                 ReasonInfo(code=item.reason, additional_info=split_additional_info(item.text)),
             )
             ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
-        transactions.append(
-            TransactionStatus(
-                status=status,
-                reasons=reasons,
-                original_message_id=message.message_id,
-                original_definition=message.definition,
-                original_instruction_id=ids[0],
-                original_end_to_end_id=ids[1],
-                original_transaction_id=ids[2],
-                original_uetr=ids[3],
-                instructing_agent=Agent(bicfi=sender_bic),
-            )
-        )
+        transactions.append(_transaction_status(message, ids, status, reasons, sender_bic))
     return StatusReport(
         definition=STATUS_REPORT_FOR.get(message.definition, PACS_002_DEFAULT),
         message_id=message_id,
@@ -210,7 +198,6 @@ def _status_report(
         results = engine.submit_many([payment_from_credit_transfer(item) for _, item in accepted])
         outcomes = {index: outcome for (index, _), outcome in zip(accepted, results, strict=True)}
     transactions = []
-    sender = Agent(bicfi=sender_bic)
     for index, item in enumerate(message.items):
         ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
         if isinstance(item, CreditTransfer) and index in outcomes:
@@ -222,19 +209,7 @@ def _status_report(
             reasons = (
                 ReasonInfo(code=item.reason, additional_info=split_additional_info(item.text)),
             )
-        transactions.append(
-            TransactionStatus(
-                status=status,
-                reasons=reasons,
-                original_message_id=message.message_id,
-                original_definition=message.definition,
-                original_instruction_id=ids[0],
-                original_end_to_end_id=ids[1],
-                original_transaction_id=ids[2],
-                original_uetr=ids[3],
-                instructing_agent=sender,
-            )
-        )
+        transactions.append(_transaction_status(message, ids, status, reasons, sender_bic))
     groups: tuple[OriginalGroupStatus, ...] = ()
     if message.group_rejection is not None:
         groups = (
@@ -258,6 +233,28 @@ def _status_report(
         created_at=now,
         original_groups=groups,
         transactions=tuple(transactions),
+    )
+
+
+def _transaction_status(
+    message: CreditTransferMessage | PaymentReturnMessage,
+    ids: tuple[str | None, str | None, str | None, str | None],
+    status: str,
+    reasons: tuple[ReasonInfo, ...],
+    sender_bic: str,
+) -> TransactionStatus:
+    """``TxInfAndSts`` for one original transaction; ``ids`` = (instruction, end-to-end,
+    transaction, UETR) of the original."""
+    return TransactionStatus(
+        status=status,
+        reasons=reasons,
+        original_message_id=message.message_id,
+        original_definition=message.definition,
+        original_instruction_id=ids[0],
+        original_end_to_end_id=ids[1],
+        original_transaction_id=ids[2],
+        original_uetr=ids[3],
+        instructing_agent=Agent(bicfi=sender_bic),
     )
 
 
