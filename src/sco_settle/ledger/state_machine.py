@@ -97,16 +97,18 @@ class AccountState:
 
     def check(self) -> None:
         """Raise ``InvariantViolation`` if a counter or a balance constraint is broken."""
-        for counter in self.balance_tuple():
-            if not 0 <= counter <= AMOUNT_MAX:
-                raise InvariantViolation(f"account {self.id}: counter {counter} out of range")
-        if self.flags & _DMNEC and (
-            self.debits_pending + self.debits_posted > self.credits_posted + self.credit_limit
-        ):
+        dp, dpo, cp, cpo = (
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+        )
+        if min(dp, dpo, cp, cpo) < 0 or max(dp, dpo, cp, cpo) > AMOUNT_MAX:
+            raise InvariantViolation(f"account {self.id}: counter out of range")
+        flags = self.flags
+        if flags & _DMNEC and dp + dpo > cpo + self.credit_limit:
             raise InvariantViolation(f"account {self.id}: debits exceed credits plus limit")
-        if self.flags & _CMNED and (
-            self.credits_pending + self.credits_posted > self.debits_posted + self.credit_limit
-        ):
+        if flags & _CMNED and cp + cpo > dpo + self.credit_limit:
             raise InvariantViolation(f"account {self.id}: credits exceed debits plus limit")
 
 
@@ -371,9 +373,18 @@ class _TransferBatch:
 
     def finish(self, last_timestamp: int) -> Changes:
         changes = self.changes
+        balances = changes.balances
         for account in self.touched.values():
-            account.check()
-            changes.balances.append((account.id, *account.balance_tuple()))
+            account.check()  # Asserted right before the balances go to the store.
+            balances.append(
+                (
+                    account.id,
+                    account.debits_pending,
+                    account.debits_posted,
+                    account.credits_pending,
+                    account.credits_posted,
+                )
+            )
         changes.last_timestamp = last_timestamp
         return changes
 
@@ -463,9 +474,12 @@ class _TransferBatch:
         amount = t.amount
         if type(amount) is not int or not 0 < amount <= AMOUNT_MAX:
             return TR.AMOUNT_INVALID
-        invalid = _check_code_ref(t)
-        if invalid is not None:
-            return invalid
+        code = t.code
+        if type(code) is not int or not 0 <= code <= CODE_MAX:
+            return TR.CODE_INVALID
+        ref = t.ref
+        if type(ref) is not str or len(ref) > REF_LENGTH_MAX:
+            return TR.REF_TOO_LONG
         debit = self.accounts.get(debit_id)
         if debit is None:
             return TR.DEBIT_ACCOUNT_NOT_FOUND
@@ -474,7 +488,12 @@ class _TransferBatch:
             return TR.CREDIT_ACCOUNT_NOT_FOUND
         if debit.currency != credit.currency:
             return TR.CURRENCY_MISMATCH
-        existing = self._lookup_transfer(t.id)
+        transfer_id = t.id
+        existing = (
+            self.created.get(transfer_id)
+            or self.state.pending_open.get(transfer_id)
+            or self.prefetched.transfers.get(transfer_id)
+        )
         if existing is not None:
             return _compare_existing(t, existing)
         if kind:
@@ -497,9 +516,14 @@ class _TransferBatch:
             > credit.debits_posted + credit.credit_limit
         ):
             return TR.EXCEEDS_DEBITS
-        # dr/cr: the debit and credit accounts. Every rule has passed: apply.
-        self._save(debit)
-        self._save(credit)
+        # Every rule has passed: apply.
+        if self.undo_balances is None:
+            touched = self.touched
+            touched[debit_id] = debit
+            touched[credit_id] = credit
+        else:
+            self._save(debit)
+            self._save(credit)
         if kind:
             debit.debits_pending += amount
             credit.credits_pending += amount

@@ -31,6 +31,7 @@ by the numbered SQL files in ``migrations/postgres/``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from importlib import resources
@@ -445,7 +446,14 @@ class PostgresStore:
         return int(row[0])
 
     def close(self) -> None:
-        # Ending the session releases the advisory lock.
+        # Release the advisory lock explicitly before disconnecting: the server frees a session's
+        # locks only when its backend process exits, after the client has already moved on, so a
+        # writer reopening at once could find its own old lock still held.
+        if not self.readonly and not self.connection.closed:
+            with contextlib.suppress(psycopg.Error):
+                self.connection.rollback()
+                self.connection.execute("SELECT pg_advisory_unlock_all()")
+                self.connection.commit()
         self.connection.close()
 
     # -- internals --------------------------------------------------------------------------
