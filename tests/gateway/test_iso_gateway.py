@@ -70,9 +70,9 @@ CREDIT_TRANSFER_SAMPLES = sorted(
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from sco_settle.cli.main import _install_network
     from sco_settle.ledger import Ledger
     from sco_settle.network import load_network
+    from sco_settle.network.install import install_network as _install_network
     from sco_settle.payments.engine import PaymentEngine
     from sco_settle.payments.journal import PaymentJournal
     from sco_settle.payments.network_view import NetworkView, load_rates

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from sco_settle.cli.main import _install_network
 from sco_settle.ledger import Ledger
 from sco_settle.network import load_network
+from sco_settle.network.install import install_network as _install_network
 from sco_settle.payments.engine import EngineSettings, PaymentEngine
 from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.network_view import NetworkView, load_rates

@@ -268,3 +268,14 @@ def test_return_reverses_the_chain_once_and_only_for_the_creditor_agent(make_eng
         engine.return_payment("ret2", returned_by=KZ_B, reason="AC04")
     assert [e[0] for e in engine.journal.events("ret1")][-1] == "returned"
     check_ledger(engine)
+
+
+def test_dns_cycle_whose_positions_all_net_to_zero_settles_without_moving_money(make_engine):
+    engine = make_engine(EngineSettings(mode=Mode.DNS))
+    before = {bank: balance(engine, f"settlement:{bank}:KZT") for bank in (KZ_A, KZ_B)}
+    engine.submit_many([pay("z1", KZ_A, KZ_B, 7_000), pay("z2", KZ_B, KZ_A, 7_000)])
+    report = engine.settle_cycle()
+    assert report["settled"] == 2 and report["net_minor"] == {}
+    assert {bank: balance(engine, f"settlement:{bank}:KZT") for bank in before} == before
+    assert engine.outcome("z1").status is PaymentStatus.SETTLED
+    check_ledger(engine)

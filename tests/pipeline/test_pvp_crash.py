@@ -18,7 +18,7 @@ from sco_settle.storage import SqliteStore
 KILLS = 12
 PAYER = r"""
 import sys, itertools
-from sco_settle.cli.main import _install_network
+from sco_settle.network.install import install_network as _install_network
 from sco_settle.ledger import Ledger
 from sco_settle.network import load_network
 from sco_settle.payments.engine import PaymentEngine

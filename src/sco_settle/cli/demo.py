@@ -30,7 +30,7 @@ _PENDING_TIMEOUT_SECONDS = 3600
 
 
 def run_demo(db: Path, transfers: int, seed: int, console: Console) -> None:
-    from sco_settle.cli.main import _install_network
+    from sco_settle.network.install import install_network as _install_network
 
     network = load_network("sco")
     ledger = Ledger(SqliteStore(db))

@@ -23,6 +23,7 @@ from sco_settle.ledger.jsonl import (
     results_line,
     transfer_to_json,
 )
+from sco_settle.network.install import NetworkInstallError, install_network
 from sco_settle.storage import SqliteStore, StoreLockedError
 from sco_settle.storage.sqlite import StoreFormatError
 
@@ -78,20 +79,7 @@ def init(
     )
 
 
-def _install_network(ledger: Ledger, loaded: object) -> dict[str, int]:
-    accounts = loaded.ledger_accounts()  # type: ignore[attr-defined]
-    transfers = loaded.opening_transfers()  # type: ignore[attr-defined]
-    for start in range(0, len(accounts), 8190):
-        results = ledger.create_accounts(accounts[start : start + 8190])
-        bad = [(i, r) for i, r in enumerate(results) if r not in ("ok", "exists")]
-        if bad:
-            raise CliError(f"network account {accounts[start + bad[0][0]].ref}: {bad[0][1]}")
-    for start in range(0, len(transfers), 8190):
-        results = ledger.create_transfers(transfers[start : start + 8190])
-        bad = [(i, r) for i, r in enumerate(results) if r not in ("ok", "exists")]
-        if bad:
-            raise CliError(f"opening transfer {transfers[start + bad[0][0]].ref}: {bad[0][1]}")
-    return {"accounts": len(accounts), "transfers": len(transfers)}
+_install_network = install_network  # Kept for callers of the old name.
 
 
 @app.command()
@@ -246,11 +234,15 @@ from sco_settle.cli.simulate import register as _register_simulate  # noqa: E402
 
 _register_simulate(app)
 
+from sco_settle.cli.serve import register as _register_server  # noqa: E402 - after app exists.
+
+_register_server(app)
+
 
 def main() -> None:
     try:
         app()
-    except CliError as error:
+    except (CliError, NetworkInstallError) as error:
         _error(f"sco-settle: {error}")
         sys.exit(1)
     except (StoreLockedError, StoreFormatError, FileNotFoundError) as error:

@@ -61,6 +61,8 @@ def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-unty
         if not included:
             break
         chain = _cycle_chain(engine, included, net)
+        if not chain:
+            break  # Every position nets to zero: the cycle settles without moving money.
         results = engine.ledger.create_transfers(chain)
         if all(result is TR.OK for result in results) or results[0] is TR.EXISTS:
             break
@@ -179,7 +181,8 @@ def _cycle_chain(engine, included: list, net: dict[int, int]) -> list[Transfer]:
     assert all(total == 0 for total in totals.values()), totals  # Netting conserves value.
     chain = debits + credits
     assert len(chain) <= BATCH_EVENTS_MAX
-    chain[-1] = chain[-1]._replace(flags=0)
+    if chain:
+        chain[-1] = chain[-1]._replace(flags=0)
     return chain
 
 

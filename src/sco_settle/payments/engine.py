@@ -213,8 +213,13 @@ class PaymentEngine:
         ordered = [originals[i] for i in reversed(outcome.transfer_ids)]
         chain = [
             Transfer(
-                transfer_id_for(f"payment:{payment_id}:return:{position}"), t.credit_account,
-                t.debit_account, t.amount, LINKED, code=CODE_RETURN, ref=f"return {reason}"[:140],
+                transfer_id_for(f"payment:{payment_id}:return:{position}"),
+                t.credit_account,
+                t.debit_account,
+                t.amount,
+                LINKED,
+                code=CODE_RETURN,
+                ref=f"return {reason}"[:140],
             )
             for position, t in enumerate(ordered)
         ]
@@ -226,7 +231,9 @@ class PaymentEngine:
                 raise PaymentRejected(Reason.AM04, "the creditor side lacks funds for the return")
             raise PaymentRejected(Reason.NARR, f"ledger refused the return: {failure}")
         returned = replace(
-            outcome, status=PaymentStatus.RETURNED, reason=None,
+            outcome,
+            status=PaymentStatus.RETURNED,
+            reason=None,
             reason_text=f"returned by {returned_by}: {reason}",
             transfer_ids=outcome.transfer_ids + tuple(t.id for t in chain),
         )

@@ -176,6 +176,10 @@ class PostgresStore:
 
     def _open_session(self) -> None:
         connection = self.connection
+        # Once psycopg prepares ``id = ANY($1)`` the server may keep a generic plan that scans
+        # the whole table against the whole array (seconds per batch on a grown table): plan
+        # every execution for its own array instead.
+        connection.execute("SET plan_cache_mode = force_custom_plan")
         if self.readonly:
             connection.execute("SET default_transaction_read_only = on")
             self._check_schema()

@@ -1,0 +1,227 @@
+"""``sco-settle serve`` and ``sco-settle keys ...``: parsing and printing only.
+
+The server lives in ``sco_settle.server``; keys in ``sco_settle.server.keys``. Mounted by
+``cli/main.py`` with ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DbUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--db", help="sqlite:///PATH (or a plain path) or postgresql://user@host:port/database."
+    ),
+]
+SchemaOption = Annotated[
+    str,
+    typer.Option("--schema", help="PostgreSQL schema of the ledger (API tables: <schema>_api)."),
+]
+NetworkOption = Annotated[str, typer.Option(help='Network name ("sco") or a YAML file.')]
+
+keys_app = typer.Typer(
+    help="API keys: create (shown once), list, revoke, rotate.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``keys`` commands to the ``sco-settle`` app."""
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"sco-settle: {' '.join(message.split())}\n")
+    raise typer.Exit(1)
+
+
+def serve(
+    db: DbUrlOption,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    network: NetworkOption = "sco",
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="Payment journal (SQLite file); required with PostgreSQL."),
+    ] = None,
+    schema: SchemaOption = "sco_settle",
+    mode: Annotated[str, typer.Option(help='Settlement mode: "rtgs" or "dns".')] = "rtgs",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the REST API (JSON-lines logs on stderr). An empty ledger gets the network's
+    accounts and opening balances first."""
+    import uvicorn
+
+    from sco_settle.payments.engine import Mode
+    from sco_settle.server import ConfigError, ServerConfig, create_app, parse_database_url
+    from sco_settle.server.logging import configure_logging
+
+    if mode not in ("rtgs", "dns"):
+        _fail(f'--mode must be "rtgs" or "dns", not {mode!r}')
+    try:
+        config = ServerConfig(
+            parse_database_url(db, schema=schema),
+            network=network,
+            journal_path=journal,
+            mode=Mode(mode),
+            host=host,
+            port=port,
+            log_level=log_level.upper(),
+        )
+    except ConfigError as error:
+        _fail(str(error))
+        return
+    configure_logging(config.log_level)
+    try:
+        app = create_app(config)
+    except Exception as error:
+        _fail_on_database_error(error)
+        raise
+    import logging
+
+    logging.getLogger("sco_settle.server").info(
+        "serving",
+        extra={
+            "event": "serving",
+            "db": config.database.describe(),
+            "host": host,
+            "port": port,
+            "mode": mode,
+        },
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _fail_on_database_error(error: Exception) -> None:
+    """A database that cannot be reached is a one-line error, not a traceback."""
+    if type(error).__module__.split(".")[0] == "psycopg":
+        _fail(f"PostgreSQL: {error}")
+
+
+def _key_store(db: str, schema: str):  # type: ignore[no-untyped-def]
+    from sco_settle.server import ConfigError, parse_database_url
+    from sco_settle.server.db import StateDb
+    from sco_settle.server.keys import KeyStore
+
+    try:
+        database = parse_database_url(db, schema=schema)
+    except ConfigError as error:
+        _fail(str(error))
+    try:
+        return KeyStore(StateDb(database))
+    except Exception as error:
+        _fail_on_database_error(error)
+        raise
+
+
+def _print_issued(issued) -> None:  # type: ignore[no-untyped-def]
+    record = issued.record
+    typer.echo(f"key id:          {record.key_id}")
+    typer.echo(f"participant:     {record.participant}")
+    typer.echo(f"role:            {record.role.value}")
+    typer.echo(f"api key:         {issued.api_key}")
+    typer.echo(f"signing secret:  {issued.signing_secret}")
+    typer.echo("Store both now: they are shown once and cannot be shown again.")
+
+
+@keys_app.command("create")
+def keys_create(
+    db: DbUrlOption,
+    participant: Annotated[str, typer.Option(help="The key holder's BIC.")],
+    role: Annotated[
+        str, typer.Option(help="participant, currency_operator, network_operator or auditor.")
+    ] = "participant",
+    label: Annotated[str, typer.Option(help="A note for the key list.")] = "",
+    network: NetworkOption = "sco",
+    schema: SchemaOption = "sco_settle",
+) -> None:
+    """Create a key and print it (with its signing secret) once."""
+    from sco_settle.network import load_network
+    from sco_settle.server.keys import Role, holder_problem
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        _fail(f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}")
+        return
+    problem = holder_problem(load_network(network), participant, chosen)
+    if problem is not None:
+        _fail(problem)
+    _print_issued(_key_store(db, schema).create(participant, chosen, label=label))
+
+
+@keys_app.command("list")
+def keys_list(db: DbUrlOption, schema: SchemaOption = "sco_settle") -> None:
+    """Every key with its status (never a secret)."""
+    store = _key_store(db, schema)
+    now = int(time.time())
+    after = ""
+    typer.echo(f"{'key id':<17} {'participant':<12} {'role':<18} {'status':<8} created / expires")
+    while True:
+        records = store.list(after=after, limit=1000)
+        for record in records:
+            expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.expires_at or 0))
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created_at))
+            typer.echo(
+                f"{record.key_id:<17} {record.participant:<12} {record.role.value:<18}"
+                f" {record.status(now).value:<8} {created}"
+                + (f" / {expires}" if record.expires_at else "")
+            )
+        if len(records) < 1000:
+            return
+        after = records[-1].key_id
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (16 hex digits).")],
+    db: DbUrlOption,
+    schema: SchemaOption = "sco_settle",
+) -> None:
+    """Revoke a key: refused from the server's next request on."""
+    from sco_settle.server.keys import UnknownKeyError
+
+    try:
+        record = _key_store(db, schema).revoke(key_id)
+    except UnknownKeyError:
+        _fail(f"no key {key_id!r}")
+        return
+    typer.echo(f"revoked {record.key_id} ({record.participant}, {record.role.value})")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key id (16 hex digits).")],
+    db: DbUrlOption,
+    grace_seconds: Annotated[
+        int, typer.Option(help="How long the old key stays valid.", min=0, max=30 * 24 * 3600)
+    ] = 24 * 3600,
+    schema: SchemaOption = "sco_settle",
+) -> None:
+    """Issue a successor key (printed once); the old one expires after the grace period."""
+    from sco_settle.server.keys import KeyNotActiveError, UnknownKeyError
+
+    try:
+        issued = _key_store(db, schema).rotate(key_id, grace_seconds=grace_seconds)
+    except UnknownKeyError:
+        _fail(f"no key {key_id!r}")
+        return
+    except KeyNotActiveError as error:
+        _fail(str(error))
+        return
+    _print_issued(issued)
+    typer.echo(f"The old key {key_id} stays valid for {grace_seconds} s unless revoked.")

@@ -1,0 +1,123 @@
+"""Server configuration: where the ledger lives, which network it runs, and every limit.
+
+A database is named by URL:
+
+- ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's convention: three
+  slashes then the path); a bare path without a scheme is taken as a SQLite file too.
+- ``postgresql://user@host:port/database`` (or ``postgres://``), with the ledger in ``schema``.
+
+Where each kind of state is kept (see docs/api.md, "Storage"):
+
+==========================  =================================  ====================================
+state                       SQLite deployment                  PostgreSQL deployment
+==========================  =================================  ====================================
+ledger (accounts, ...)      the database file                  schema ``<schema>``
+API keys, idempotency,      tables ``api_*`` in the same file  schema ``<schema>_api``
+netting cycles
+payment journal and its     tables ``payments``,               the SQLite file ``--journal``
+index                       ``payment_events``,
+                            ``api_payment_index`` in the file
+==========================  =================================  ====================================
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sco_settle.payments.engine import Mode
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,58}")  # 63 minus the "_api" suffix.
+
+PAGE_LIMIT_DEFAULT = 100
+PAGE_LIMIT_MAX = 1000
+
+
+class DatabaseKind(enum.StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot work (bad URL, missing journal path, ...); the message says why."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """A parsed database URL."""
+
+    kind: DatabaseKind
+    path: Path | None = None  # SQLite only
+    dsn: str = ""  # PostgreSQL only
+    schema: str = "sco_settle"  # PostgreSQL only
+
+    @property
+    def api_schema(self) -> str:
+        return f"{self.schema}_api"
+
+    def describe(self) -> str:
+        """For logs: the location without credentials."""
+        if self.kind is DatabaseKind.SQLITE:
+            return f"sqlite:{self.path}"
+        host = re.sub(r"//[^@/]*@", "//", self.dsn)
+        return f"postgresql:{host.split('?')[0]} schema={self.schema}"
+
+
+def parse_database_url(url: str, *, schema: str = "sco_settle") -> Database:
+    text = url.strip()
+    if not text:
+        raise ConfigError("--db is empty; give sqlite:///PATH or postgresql://...")
+    if text.startswith(("postgresql://", "postgres://")):
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ConfigError(f"schema {schema!r} must match {_SCHEMA_NAME.pattern}")
+        return Database(DatabaseKind.POSTGRES, dsn=text, schema=schema)
+    if text.startswith("sqlite://"):
+        rest = text[len("sqlite://") :]
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(f"{url!r}: write sqlite:///relative/path or sqlite:////absolute/path")
+        return Database(DatabaseKind.SQLITE, path=Path(rest[1:]))
+    if "://" in text:
+        raise ConfigError(f"{url!r}: unsupported database URL; use sqlite:/// or postgresql://")
+    return Database(DatabaseKind.SQLITE, path=Path(text))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    database: Database
+    network: str = "sco"  # network name or YAML file; installed into an empty ledger
+    rates: str | None = None  # FX rate file; None: the network's shipped rates (``<name>``)
+    journal_path: Path | None = None  # payment journal (SQLite); required with PostgreSQL
+    mode: Mode = Mode.RTGS
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Limits (every queue and batch is bounded).
+    write_queue_max: int = 10_000  # jobs waiting for the writer; beyond: 503 server_busy
+    group_events_max: int = 8190  # transfers merged into one ledger batch (one commit)
+    group_payments_max: int = 512  # payments merged into one engine batch
+    body_bytes_max: int = 16 * 1024 * 1024  # a full ledger batch of JSON is ~2.5 MB
+    read_connections_max: int = 4  # PostgreSQL read-only sessions for history reads
+    key_cache_max: int = 10_000  # verified API keys remembered (LRU)
+    nonce_cache_max: int = 100_000  # signed-request nonces remembered (bounded)
+    signature_skew_seconds_max: int = 300
+    argon2_concurrent_max: int = 2  # argon2 verifications at once (each ~50 ms of CPU)
+    idempotency_ttl_seconds: int = 24 * 3600
+    statement_entries_max: int = 50_000
+    tick_seconds: float = 1.0  # expire pending transfers, retry the RTGS queue when idle
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.database.kind is DatabaseKind.POSTGRES and self.journal_path is None:
+            raise ConfigError(
+                "a PostgreSQL ledger keeps its payment journal in SQLite: pass --journal PATH"
+            )
+        assert 1 <= self.group_events_max <= 8190, self.group_events_max
+        assert self.write_queue_max >= 1 and self.group_payments_max >= 1
+
+    @property
+    def journal(self) -> Path:
+        if self.journal_path is not None:
+            return self.journal_path
+        assert self.database.path is not None
+        return self.database.path

@@ -1,0 +1,232 @@
+"""``/v1/accounts``: accounts with balances, their transfers, and their daily statements.
+
+A participant sees its own accounts, a currency operator those in its currencies, the network
+operator and auditors all. An account the caller may not see is answered exactly like one that
+does not exist (404 ``account_not_found``, same title, and a detail that only echoes the request).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from sco_settle.domain.account import Account
+from sco_settle.domain.transfer import TransferFlags
+from sco_settle.ledger.jsonl import account_to_json, transfer_to_json
+from sco_settle.server.auth import Principal
+from sco_settle.server.errors import ApiError
+from sco_settle.server.routes.common import (
+    After,
+    AppContext,
+    Caller,
+    Context,
+    Limit,
+    decode_int_cursor,
+    json_response,
+    page,
+    problems,
+)
+from sco_settle.server.schemas import Account as AccountSchema
+from sco_settle.server.schemas import AccountPage, Statement, TransferPage
+from sco_settle.server.service import StatementView
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+_NOT_BOOKED = int(TransferFlags.PENDING | TransferFlags.VOID_PENDING)
+_HISTORY_PAGE = 10_000
+CAMT_053 = "camt.053"
+
+
+def account_json(account: Account, balance: tuple[int, int, int, int]) -> dict[str, Any]:
+    found = account_to_json(account, balance)
+    posted = balance[3] - balance[1]
+    found["balance_posted_minor"] = posted
+    found["available_minor"] = posted - balance[0]
+    return found
+
+
+def visible_account(ctx: AppContext, caller: Principal, account_id: str) -> int:
+    """The account's id if it exists and the caller may see it; else the one 404 for both."""
+    published = ctx.service.published
+    found_id: int | None = None
+    if account_id.isascii() and account_id.isdigit() and len(account_id) <= 40:
+        found_id = int(account_id)
+    else:
+        found_id = published.by_ref.get(account_id)
+    account = published.accounts.get(found_id) if found_id is not None else None
+    if account is None or not caller.may_read_account(account):
+        raise ApiError("account_not_found", f"no account {account_id[:100]!r}")
+    return account.id
+
+
+@router.get("", response_model=AccountPage, responses=problems(400))
+async def list_accounts(
+    caller: Caller,
+    ctx: Context,
+    limit: Limit = 100,
+    after: After = None,
+    participant: Annotated[str | None, Query(max_length=11)] = None,
+    currency: Annotated[str | None, Query(max_length=3)] = None,
+) -> Response:
+    """The accounts the caller may see, ordered by id; optionally one participant's or
+    currency's."""
+    published = ctx.service.published
+    start = decode_int_cursor("accounts", after)
+    if caller.role.value == "participant":
+        ids: tuple[int, ...] = published.by_participant.get(caller.participant, ())
+    else:
+        ids = published.sorted_ids
+    items: list[dict[str, Any]] = []
+    last = None
+    for account_id in ids:
+        if account_id <= start:
+            continue
+        account = published.accounts[account_id]
+        if not caller.may_read_account(account):
+            continue
+        if participant is not None and account.participant != participant:
+            continue
+        if currency is not None and account.currency != currency:
+            continue
+        if len(items) == limit:
+            return json_response(page(items, last, "accounts"))
+        items.append(account_json(account, published.balances[account_id]))
+        last = account_id
+    return json_response(page(items, None, "accounts"))
+
+
+@router.get("/{account_id}", response_model=AccountSchema, responses=problems(404))
+async def get_account(account_id: str, caller: Caller, ctx: Context) -> Response:
+    """One account with its balances, as committed (durable) now."""
+    found = ctx.service.published.get(visible_account(ctx, caller, account_id))
+    assert found is not None
+    return json_response(account_json(*found))
+
+
+@router.get("/{account_id}/transfers", response_model=TransferPage, responses=problems(400, 404))
+async def list_account_transfers(
+    account_id: str, caller: Caller, ctx: Context, limit: Limit = 100, after: After = None
+) -> Response:
+    """Transfers debiting or crediting the account, oldest first (by ledger timestamp)."""
+    found_id = visible_account(ctx, caller, account_id)
+    start = decode_int_cursor("transfers", after)
+
+    def read() -> list[Any]:
+        with ctx.service.read_stores.store() as store:
+            return list(
+                store.get_account_transfers(found_id, timestamp_min=start + 1, limit=limit + 1)
+            )
+
+    transfers = await run_in_threadpool(read)
+    chosen = transfers[:limit]
+    more = len(transfers) > limit
+    return json_response(
+        page(
+            [transfer_to_json(t) for t in chosen],
+            chosen[-1].timestamp if more else None,
+            "transfers",
+        )
+    )
+
+
+@router.get(
+    "/{account_id}/statement",
+    response_model=Statement,
+    responses={
+        **problems(404),
+        200: {
+            "description": "The statement: JSON, or camt.053 XML with format=camt.053",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Statement"}},
+                "application/xml": {"schema": {"type": "string"}},
+            },
+        },
+    },
+)
+async def get_statement(
+    account_id: str,
+    caller: Caller,
+    ctx: Context,
+    date: Annotated[
+        dt.date | None, Query(description="UTC day, YYYY-MM-DD; default: today")
+    ] = None,
+    format: Annotated[Literal["json", "camt.053"], Query()] = "json",
+) -> Response:
+    """Booked (posted) entries of one UTC day, with opening and closing balances."""
+    found_id = visible_account(ctx, caller, account_id)
+    day = date or dt.datetime.now(dt.UTC).date()
+    if format == CAMT_053:
+        xml = await run_in_threadpool(_camt_053, ctx, found_id, day)
+        return Response(xml, media_type="application/xml")
+    body = await run_in_threadpool(_statement_json, ctx, found_id, day)
+    return json_response(body)
+
+
+def _camt_053(ctx: AppContext, account_id: int, day: dt.date) -> bytes:
+    from sco_settle.gateway.iso import statement
+
+    account = ctx.service.published.accounts[account_id]
+    servicer = ctx.network.settlement_agents.get(account.currency)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with ctx.service.read_stores.store() as store:
+        view = StatementView(ctx.service.published, store)
+        return statement(view, account_id, day, now=now, servicer_bic=servicer)  # type: ignore[arg-type]
+
+
+def _statement_json(ctx: AppContext, account_id: int, day: dt.date) -> dict[str, Any]:
+    """The same rules as the camt.053 (``gateway.iso.statement``): posted movements only."""
+    account = ctx.service.published.accounts[account_id]
+    start = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 10**9
+    end = start + 86_400 * 10**9 - 1
+    opening = 0
+    entries: list[dict[str, Any]] = []
+    cursor = 0
+    with ctx.service.read_stores.store() as store:
+        while True:
+            chunk = store.get_account_transfers(
+                account_id, timestamp_min=cursor, timestamp_max=end, limit=_HISTORY_PAGE
+            )
+            for transfer in chunk:
+                if transfer.flags & _NOT_BOOKED:
+                    continue
+                credit = transfer.credit_account == account_id
+                signed = transfer.amount if credit else -transfer.amount
+                if transfer.timestamp < start:
+                    opening += signed
+                    continue
+                if len(entries) >= ctx.config.statement_entries_max:
+                    raise ApiError(
+                        "statement_too_large",
+                        f"more than {ctx.config.statement_entries_max} entries on {day}",
+                    )
+                entries.append(
+                    {
+                        "transfer_id": str(transfer.id),
+                        "amount_minor": transfer.amount,
+                        "credit_debit": "CRDT" if credit else "DBIT",
+                        "booked_at": transfer.timestamp,
+                        "counterparty_account": str(
+                            transfer.debit_account if credit else transfer.credit_account
+                        ),
+                        "code": transfer.code,
+                        "ref": transfer.ref,
+                    }
+                )
+            if len(chunk) < _HISTORY_PAGE:
+                break
+            cursor = chunk[-1].timestamp + 1
+    closing = opening + sum(
+        e["amount_minor"] if e["credit_debit"] == "CRDT" else -e["amount_minor"] for e in entries
+    )
+    return {
+        "account_id": str(account_id),
+        "account_ref": account.ref,
+        "currency": account.currency,
+        "date": day.isoformat(),
+        "opening_balance_minor": opening,
+        "closing_balance_minor": closing,
+        "entries": entries,
+    }

@@ -1,0 +1,99 @@
+"""``POST /v1/iso20022/messages``: a pacs.008 or pacs.009 in, its pacs.002 status report out.
+
+The body is the XML message (``application/xml``, at most 1 MiB); the answer is always a pacs.002
+(``application/xml``), also for a message that cannot be read (group status RJCT, reason FF01), as
+the gateway does (``gateway/iso.py``). A participant may only send messages in which it is the
+debtor agent of every transaction; otherwise nothing is processed and the answer is a 403 problem.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from sco_settle.gateway.iso import payment_from_credit_transfer
+from sco_settle.messaging.iso20022 import (
+    MESSAGE_BYTES_MAX,
+    CreditTransfer,
+    CreditTransferMessage,
+    MessageRejectedError,
+    read_message,
+)
+from sco_settle.server.auth import Principal
+from sco_settle.server.errors import ApiError
+from sco_settle.server.idempotency import idempotent
+from sco_settle.server.keys import Role
+from sco_settle.server.routes.common import (
+    WRITE_PROBLEMS,
+    Caller,
+    Context,
+    idempotency_header_doc,
+    problems,
+    wait,
+)
+
+router = APIRouter(prefix="/v1/iso20022", tags=["iso20022"])
+XML_MEDIA_TYPES = ("application/xml", "text/xml")
+
+
+def _foreign_debtor_agents(data: bytes, caller: Principal) -> list[str]:
+    """Debtor agents in the message other than the caller (an unreadable message has none: the
+    gateway answers it with a rejection and moves nothing)."""
+    try:
+        message = read_message(data)
+    except MessageRejectedError:
+        return []
+    if not isinstance(message, CreditTransferMessage):
+        return []
+    agents = {
+        payment_from_credit_transfer(item).debtor_agent
+        for item in message.items
+        if isinstance(item, CreditTransfer)
+    }
+    return sorted(agent for agent in agents if agent != caller.participant)
+
+
+@router.post(
+    "/messages",
+    responses={
+        **problems(*WRITE_PROBLEMS, 415),
+        200: {
+            "description": "The pacs.002 status report answering the message",
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/xml": {"schema": {"type": "string", "maxLength": 1048576}}},
+        },
+        "parameters": [idempotency_header_doc()],
+    },
+)
+async def submit_iso_message(request: Request, caller: Caller, ctx: Context) -> Response:
+    """Run a pacs.008 / pacs.009 through the payment pipeline; answer its pacs.002."""
+
+    async def operation() -> Response:
+        if not caller.moves_money:
+            raise ApiError("forbidden", "this key's role cannot move money")
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type not in XML_MEDIA_TYPES:
+            raise ApiError("unsupported_media_type", "send the message as application/xml")
+        data = await request.body()
+        if len(data) > MESSAGE_BYTES_MAX:
+            raise ApiError(
+                "body_too_large", f"ISO 20022 messages are limited to {MESSAGE_BYTES_MAX}"
+            )
+        if caller.role is Role.PARTICIPANT:
+            foreign = await run_in_threadpool(_foreign_debtor_agents, data, caller)
+            if foreign:
+                raise ApiError(
+                    "debtor_agent_not_permitted",
+                    f"this key sends only as debtor agent {caller.participant}",
+                )
+        sender = ctx.network.settlement_agents.get("CNY") or caller.participant
+        reply = await wait(ctx.service.iso_message(data, sender))
+        return Response(reply, media_type="application/xml")
+
+    return await idempotent(request, caller, ctx.idempotency, operation)

@@ -1,0 +1,156 @@
+"""``/v1/payments``: submit a payment (JSON) and follow it.
+
+A payment's id is ``<debtor agent BIC>:<instruction_id>``, the same scheme as the ISO 20022
+gateway's ``<debtor agent>:<UETR>``: ids never collide across banks, and resubmitting an
+instruction returns its first outcome (``duplicate: true``). A participant pays only as its own
+debtor agent and sees payments where it is the debtor or the creditor agent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from sco_settle.payments.model import Party, Payment, PaymentOutcome, PaymentStatus
+from sco_settle.server.auth import Principal
+from sco_settle.server.errors import ApiError
+from sco_settle.server.idempotency import idempotent
+from sco_settle.server.journal_index import PaymentFilter
+from sco_settle.server.keys import Role
+from sco_settle.server.routes.common import (
+    WRITE_PROBLEMS,
+    After,
+    Caller,
+    Context,
+    Limit,
+    decode_int_cursor,
+    idempotency_header_doc,
+    json_response,
+    page,
+    problems,
+    wait,
+)
+from sco_settle.server.schemas import PaymentDetail, PaymentIn, PaymentPage
+from sco_settle.server.schemas import PaymentOutcome as PaymentOutcomeSchema
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+
+def outcome_json(outcome: PaymentOutcome) -> dict[str, Any]:
+    return {
+        "payment_id": outcome.payment_id,
+        "status": outcome.status.value,
+        "reason": outcome.reason.value if outcome.reason else None,
+        "reason_text": outcome.reason_text,
+        "amount_delivered_minor": outcome.amount_delivered_minor,
+        "route": list(outcome.route),
+        "transfer_ids": [str(i) for i in outcome.transfer_ids],
+        "settled_at": outcome.settled_at,
+        "duplicate": outcome.duplicate,
+    }
+
+
+def debtor_agent_for(caller: Principal, requested: str | None) -> str:
+    """The debtor agent a caller may pay as: a participant only as itself."""
+    debtor_agent = requested or caller.participant
+    if caller.role is Role.PARTICIPANT and debtor_agent != caller.participant:
+        raise ApiError("debtor_agent_not_permitted", f"this key pays only as {caller.participant}")
+    return debtor_agent
+
+
+def visibility(caller: Principal) -> PaymentFilter:
+    if caller.role is Role.PARTICIPANT:
+        return PaymentFilter(parties=[caller.participant], everything=False)
+    if caller.role is Role.CURRENCY_OPERATOR:
+        return PaymentFilter(currencies=sorted(caller.currencies), everything=False)
+    return PaymentFilter(everything=True)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PaymentOutcomeSchema,
+    responses={
+        **problems(*WRITE_PROBLEMS),
+        200: {
+            "description": "A resubmitted instruction: its first outcome, with duplicate: true",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PaymentOutcome"}}
+            },
+        },
+    },
+    openapi_extra={"parameters": [idempotency_header_doc()]},
+)
+async def create_payment(
+    body: PaymentIn, request: Request, caller: Caller, ctx: Context
+) -> Response:
+    """Validate, screen, route and settle (RTGS) or hold for the cycle (DNS). The outcome's
+    ``status`` is settled, queued (with the reason it waits) or rejected (ISO 20022 reason)."""
+
+    async def operation() -> Response:
+        if not caller.moves_money:
+            raise ApiError("forbidden", "this key's role cannot move money")
+        debtor_agent = debtor_agent_for(caller, body.debtor_agent)
+        payment = Payment(
+            payment_id=f"{debtor_agent}:{body.instruction_id}",
+            debtor_agent=debtor_agent,
+            creditor_agent=body.creditor_agent,
+            amount_minor=body.amount_minor,
+            currency=body.currency,
+            creditor_currency=body.creditor_currency or body.currency,
+            debtor=Party(body.debtor.name, body.debtor.account),
+            creditor=Party(body.creditor.name, body.creditor.account),
+            end_to_end_id=body.end_to_end_id,
+            uetr=body.uetr,
+            remittance_info=body.remittance_info,
+            priority=body.priority,
+        )
+        (outcome,) = await wait(ctx.service.payments([payment]))
+        return json_response(outcome_json(outcome), 200 if outcome.duplicate else 201)
+
+    return await idempotent(request, caller, ctx.idempotency, operation)
+
+
+@router.get("", response_model=PaymentPage, responses=problems(400))
+async def list_payments(
+    caller: Caller,
+    ctx: Context,
+    limit: Limit = 100,
+    after: After = None,
+    status: Annotated[PaymentStatus | None, Query()] = None,
+) -> Response:
+    """The payments the caller may see, in arrival order."""
+    start = decode_int_cursor("payments", after)
+    rows = await run_in_threadpool(
+        ctx.service.journal_reader.page,
+        visibility(caller),
+        after=start,
+        limit=limit + 1,
+        status=status.value if status else None,
+    )
+    chosen = rows[:limit]
+    more = len(rows) > limit
+    return json_response(
+        page([item for _, item in chosen], chosen[-1][0] if more else None, "payments")
+    )
+
+
+@router.get("/{payment_id:path}", response_model=PaymentDetail, responses=problems(404))
+async def get_payment(payment_id: str, caller: Caller, ctx: Context) -> Response:
+    """A payment's outcome, the instruction, and every step of its life."""
+    found = await run_in_threadpool(ctx.service.journal_reader.get, payment_id)
+    if found is not None:
+        instruction = found["instruction"]
+        if not caller.may_read_payment(
+            instruction["debtor_agent"],
+            instruction["creditor_agent"],
+            instruction["currency"],
+            instruction["creditor_currency"],
+        ):
+            found = None
+    if found is None:
+        raise ApiError("payment_not_found", f"no payment {payment_id[:100]!r}")
+    return json_response(found)

@@ -1,0 +1,373 @@
+"""The API's request and response shapes, for validation and for the OpenAPI document.
+
+Money is always an integer number of minor units (``*_minor``, or ``amount`` in the ledger's
+JSON-lines codec) with its ISO 4217 currency; ids of 128 bits are decimal strings. Responses
+are rendered by the routes themselves (for speed); these models document them, and the tests
+check every response against the OpenAPI document built from them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sco_settle.domain.results import CreateTransferResult
+from sco_settle.ledger.state_machine import BATCH_EVENTS_MAX
+from sco_settle.payments.model import PaymentStatus, Priority
+from sco_settle.payments.routing import EdgeKind, ExclusionReason, RouteStatus
+from sco_settle.server.keys import KeyStatus, Role
+
+Bic = Annotated[str, Field(pattern=r"^[A-Z0-9]{8}([A-Z0-9]{3})?$", examples=["BKCHCNBJ"])]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
+MinorAmount = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Cursor = str | None
+TransferFlag = Literal["linked", "pending", "post_pending", "void_pending"]
+IdValue = Annotated[
+    int | Annotated[str, Field(pattern=r"^-?[0-9]{1,40}$")],
+    Field(description="128-bit id: an integer or a decimal string"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ValidationItem(_Model):
+    loc: str
+    message: str
+
+
+class Problem(_Model):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=["urn:sco-settle:problem:account_not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable code; see docs/api.md")
+    request_id: str
+    errors: list[ValidationItem] | None = None
+
+
+class Health(_Model):
+    status: Literal["ok", "failed"]
+    mode: str
+    accounts: int
+    last_timestamp: int
+    queue_depth: int
+
+
+class Participant(_Model):
+    bic: Bic
+    name: str
+    kind: str
+    country: str
+    home_currency: Currency
+    currencies: list[Currency]
+    settles: list[Currency] = Field(description="Currencies this central bank issues and settles")
+
+
+class ParticipantPage(_Model):
+    items: list[Participant]
+    next_cursor: Cursor
+
+
+class Account(_Model):
+    id: str
+    ref: str = Field(description="The account's key, e.g. settlement:BKCHCNBJ:CNY")
+    participant: Bic
+    currency: Currency
+    kind: str
+    flags: list[str]
+    credit_limit: int
+    code: int
+    timestamp: int
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+    balance_posted_minor: int = Field(description="credits_posted - debits_posted")
+    available_minor: int = Field(description="credits_posted - debits_posted - debits_pending")
+
+
+class AccountPage(_Model):
+    items: list[Account]
+    next_cursor: Cursor
+
+
+class Transfer(_Model):
+    id: str
+    debit_account: str
+    credit_account: str
+    amount: int
+    flags: list[TransferFlag]
+    pending_id: str
+    timeout: int
+    code: int
+    ref: str
+    timestamp: int
+    currency: str
+
+
+class TransferPage(_Model):
+    items: list[Transfer]
+    next_cursor: Cursor
+
+
+class StatementEntry(_Model):
+    transfer_id: str
+    amount_minor: int
+    credit_debit: Literal["CRDT", "DBIT"]
+    booked_at: int = Field(description="Ledger timestamp, ns since the Unix epoch")
+    counterparty_account: str
+    code: int
+    ref: str
+
+
+class Statement(_Model):
+    account_id: str
+    account_ref: str
+    currency: Currency
+    date: str
+    opening_balance_minor: int
+    closing_balance_minor: int
+    entries: list[StatementEntry]
+
+
+class TransferIn(_Model):
+    """One transfer, with the field names of the JSON-lines codec (``ledger/jsonl.py``)."""
+
+    id: IdValue
+    debit_account: IdValue = 0
+    credit_account: IdValue = 0
+    amount: IdValue = 0
+    flags: list[TransferFlag] = []
+    pending_id: IdValue = 0
+    timeout: IdValue = 0
+    code: IdValue = 0
+    ref: str = ""
+
+
+class TransferBatch(_Model):
+    transfers: list[TransferIn] = Field(max_length=BATCH_EVENTS_MAX)
+
+
+class TransferResult(_Model):
+    index: int
+    result: CreateTransferResult
+
+
+class TransferBatchResults(_Model):
+    results: list[TransferResult]
+
+
+class Party(_Model):
+    name: str = Field("", max_length=140)
+    account: str = Field("", max_length=34, description="IBAN or other account identifier")
+
+
+class PaymentIn(_Model):
+    instruction_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$",
+        description="Unique among the debtor agent's payments; the payment's id is"
+        " <debtor_agent>:<instruction_id>, and resubmitting it returns the first outcome",
+    )
+    debtor_agent: Bic | None = Field(None, description="Default: the caller's participant")
+    creditor_agent: Bic
+    amount_minor: MinorAmount
+    currency: Currency
+    creditor_currency: Currency | None = Field(None, description="Default: currency")
+    debtor: Party = Party()
+    creditor: Party = Party()
+    end_to_end_id: str = Field("", max_length=35)
+    uetr: str = Field("", max_length=36)
+    remittance_info: str = Field("", max_length=140)
+    priority: Priority = Priority.NORMAL
+
+
+class PaymentOutcome(_Model):
+    payment_id: str
+    status: PaymentStatus
+    reason: str | None = Field(description="ISO 20022 status reason code, e.g. AM04")
+    reason_text: str
+    amount_delivered_minor: int
+    route: list[str]
+    transfer_ids: list[str]
+    settled_at: int
+    duplicate: bool
+
+
+class PaymentInstruction(BaseModel):
+    debtor_agent: str
+    creditor_agent: str
+    amount_minor: int
+    currency: str
+    creditor_currency: str
+    debtor: Party
+    creditor: Party
+    end_to_end_id: str
+    uetr: str
+    remittance_info: str
+    priority: str
+
+
+class PaymentEvent(_Model):
+    status: str
+    at: int
+    detail: str
+
+
+class PaymentSummary(_Model):
+    payment_id: str
+    status: PaymentStatus
+    reason: str | None
+    reason_text: str
+    amount_delivered_minor: int
+    route: list[str]
+    transfer_ids: list[str]
+    settled_at: int
+    received_at: int
+    instruction: PaymentInstruction
+
+
+class PaymentDetail(PaymentSummary):
+    events: list[PaymentEvent]
+
+
+class PaymentPage(_Model):
+    items: list[PaymentSummary]
+    next_cursor: Cursor
+
+
+class QuoteIn(_Model):
+    debtor_agent: Bic | None = Field(None, description="Default: the caller's participant")
+    creditor_agent: Bic
+    amount_minor: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    currency: Currency
+    creditor_currency: Currency | None = None
+    routes_max: Annotated[int, Field(ge=1, le=5)] = 3
+
+
+class Leg(_Model):
+    source: str
+    target: str
+    kind: EdgeKind
+    amount_minor: int
+    converted_minor: int
+    fee_minor: int
+    rate_provider: str | None
+    uses_credit: bool
+
+
+class Route(_Model):
+    nodes: list[str]
+    legs: list[Leg]
+    cost_minor: int
+    fees_minor: int
+    spread_minor: int
+    hop_charges_minor: int
+    hops: int
+    amount_delivered_minor: int
+
+
+class Exclusion(_Model):
+    path: list[str]
+    kind: EdgeKind
+    reason: ExclusionReason
+    amount_minor: int
+    available_minor: int | None
+    currency: str
+
+
+class Quote(_Model):
+    status: RouteStatus
+    cost_currency: str
+    routes: list[Route]
+    exclusions: list[Exclusion]
+    exclusions_dropped: int
+
+
+class CycleIn(_Model):
+    currency: Currency | None = Field(
+        None,
+        description="Only payments entirely in this currency; required for a currency"
+        " operator, optional (all currencies) for the network operator",
+    )
+
+
+class Cycle(_Model):
+    cycle_id: int
+    kind: Literal["dns", "lsm"]
+    currencies: list[str] | None
+    requested_by: str
+    started_at: int
+    finished_at: int
+    settled: int
+    deferred: int
+    rejected: int
+    gross_minor: dict[str, int]
+    net_minor: dict[str, int]
+
+
+class CyclePage(_Model):
+    items: list[Cycle]
+    next_cursor: Cursor
+
+
+class Corridor(_Model):
+    corridor: str
+    debtor_country: str
+    creditor_country: str
+    currency: str
+    creditor_currency: str
+    payments: int
+    settled_count: int
+    queued_count: int
+    rejected_count: int
+    returned_count: int
+    settled_value_minor: int
+    delivered_value_minor: int
+
+
+class CorridorPage(_Model):
+    items: list[Corridor]
+    next_cursor: Cursor
+
+
+class KeyCreate(_Model):
+    participant: Bic
+    role: Role
+    label: str = Field("", max_length=100)
+
+
+class KeyRotate(_Model):
+    grace_seconds: Annotated[int, Field(ge=0, le=30 * 24 * 3600)] = 24 * 3600
+
+
+class ApiKey(_Model):
+    key_id: str
+    participant: str
+    role: Role
+    label: str
+    status: KeyStatus
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    rotated_from: str | None
+    rotated_to: str | None
+
+
+class IssuedKey(_Model):
+    key: ApiKey
+    api_key: str = Field(
+        description="scos_<key id>_<secret>, shown once (empty in an idempotent replay)"
+    )
+    signing_secret: str = Field(
+        description="The HMAC request-signing secret, shown once (empty in a replay)"
+    )
+
+
+class KeyPage(_Model):
+    items: list[ApiKey]
+    next_cursor: Cursor

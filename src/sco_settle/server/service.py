@@ -1,0 +1,681 @@
+"""The ledger service: one process, one writer thread, many readers.
+
+The ledger keeps balances in memory and is single-writer, so every change goes through one
+thread that owns the store, the ``Ledger``, the ``PaymentEngine`` and the payment journal. Request
+handlers hand it *jobs* through a bounded queue and await their futures.
+
+Group commit: when jobs wait in the queue, the writer takes several of one kind at once. Transfer
+batches of different requests are concatenated into one ledger batch (one durable commit, one
+fsync) and the results are sliced back per request; payments of different requests go through
+one ``submit_many`` (one journal commit). The answer is the same as if the requests had run one
+after another in queue order, because:
+
+- a linked chain never spans two requests: a request whose last transfer is still ``linked`` is
+  the last one of its group, so its open chain ends where it would have ended alone;
+- results and ``exists`` checks are per event, in order, exactly as for sequential batches.
+
+Reads never wait for the writer. Account balances come from ``PublishedLedger``, which the writer
+updates *after* each commit is durable (a decorator around the store's ``commit``), so a reader
+never sees a balance that could still be lost; history (transfers, statements) comes from
+read-only store sessions; payments from read-only journal connections.
+
+Failure: if a commit fails or an invariant breaks, the service stops taking writes (503
+``ledger_unavailable``, ``/health`` 503) and must be restarted; restarting recovers exactly the
+committed state (see ``ledger.ledger``). It does not try to carry on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sco_settle.domain.account import Account
+from sco_settle.domain.ids import ID_MAX
+from sco_settle.domain.transfer import Transfer, TransferFlags
+from sco_settle.ledger import Ledger
+from sco_settle.ledger.state_machine import AccountState, Changes
+from sco_settle.ledger.store import Store
+from sco_settle.network import Network
+from sco_settle.payments.engine import EngineSettings, Mode, PaymentEngine
+from sco_settle.payments.fx import RateTable
+from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.routing import RouteResult, find_routes
+from sco_settle.server.auth import Principal
+from sco_settle.server.config import DatabaseKind, ServerConfig
+from sco_settle.server.db import StateDb
+from sco_settle.server.errors import QueueFullError, ServiceUnavailableError
+from sco_settle.server.journal_index import JournalReader, PaymentIndex
+from sco_settle.server.keys import Role
+
+# An account id that never exists: a participant's reference to an account (or pending transfer)
+# it may not use is replaced by it, so the ledger answers exactly as for one that does not exist.
+UNUSABLE_ID = ID_MAX - 1
+_RESOLVE = int(TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
+_LINKED = int(TransferFlags.LINKED)
+_PENDING = int(TransferFlags.PENDING)
+_STOP = object()
+LSM_INTERVAL_SECONDS = 5.0
+RECORDS_PER_COMMIT_MAX = 1000
+JOBS_PER_ROUND_MAX = 4096
+logger = logging.getLogger("sco_settle.server")
+
+
+class PublishedLedger:
+    """Committed accounts and balances, for readers; written only by the writer thread.
+
+    Each balance is one tuple replaced whole, so a reader sees an account's four counters from
+    one commit. Account maps are copied on write (new accounts are rare), so readers may iterate
+    them without a lock.
+    """
+
+    def __init__(self) -> None:
+        self.accounts: dict[int, Account] = {}
+        self.balances: dict[int, tuple[int, int, int, int]] = {}
+        self.by_ref: dict[str, int] = {}
+        self.sorted_ids: tuple[int, ...] = ()
+        self.by_participant: dict[str, tuple[int, ...]] = {}
+        self.last_timestamp = 0
+        self.commits = 0
+
+    def load(self, ledger: Ledger) -> None:
+        self._add_accounts(
+            [state.account for state in ledger.accounts()],
+            {state.id: state.balance_tuple() for state in ledger.accounts()},
+        )
+        self.last_timestamp = ledger.state.last_timestamp
+
+    def on_commit(self, changes: Changes) -> None:
+        if changes.accounts_created:
+            self._add_accounts(
+                changes.accounts_created, {a.id: (0, 0, 0, 0) for a in changes.accounts_created}
+            )
+        balances = self.balances
+        for account_id, dp, dpo, cp, cpo in changes.balances:
+            balances[account_id] = (dp, dpo, cp, cpo)
+        self.last_timestamp = max(self.last_timestamp, changes.last_timestamp)
+        self.commits += 1
+
+    def _add_accounts(
+        self, created: Sequence[Account], balances: dict[int, tuple[int, int, int, int]]
+    ) -> None:
+        accounts = {**self.accounts, **{account.id: account for account in created}}
+        merged = {**self.balances, **balances}
+        by_participant: dict[str, list[int]] = {}
+        for account_id in sorted(accounts):
+            by_participant.setdefault(accounts[account_id].participant, []).append(account_id)
+        self.balances = merged
+        self.by_ref = {account.ref: account.id for account in accounts.values() if account.ref}
+        self.sorted_ids = tuple(sorted(accounts))
+        self.by_participant = {bic: tuple(ids) for bic, ids in by_participant.items()}
+        self.accounts = accounts  # Last: a reader finding an account also finds its balance.
+
+    def get(self, account_id: int) -> tuple[Account, tuple[int, int, int, int]] | None:
+        account = self.accounts.get(account_id)
+        if account is None:
+            return None
+        return account, self.balances[account_id]
+
+
+class PublishingStore:
+    """The store, plus: after each durable commit, publish the new balances to readers."""
+
+    def __init__(self, inner: Store, published: PublishedLedger) -> None:
+        self.inner = inner
+        self.published = published
+
+    def commit(self, changes: Changes) -> None:
+        self.inner.commit(changes)
+        self.published.on_commit(changes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class ReadStores:
+    """Read-only store sessions for history reads: one per thread (SQLite), or a small pool
+    (PostgreSQL sessions are costlier)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._local = threading.local()
+        self._pool: queue.Queue[Any] = queue.Queue()
+        self._opened: list[Any] = []
+        self._slots = threading.BoundedSemaphore(config.read_connections_max)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def store(self) -> Iterator[Any]:
+        database = self.config.database
+        if database.kind is DatabaseKind.SQLITE:
+            from sco_settle.storage import SqliteStore
+
+            store = getattr(self._local, "store", None)
+            if store is None:
+                assert database.path is not None
+                store = SqliteStore(database.path, readonly=True)
+                self._local.store = store
+            yield store
+            return
+        with self._slots:
+            try:
+                store = self._pool.get_nowait()
+            except queue.Empty:
+                from sco_settle.storage.postgres import PostgresStore
+
+                store = PostgresStore(database.dsn, schema=database.schema, readonly=True)
+                with self._lock:
+                    self._opened.append(store)
+            try:
+                yield store
+            finally:
+                self._pool.put(store)
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._opened:
+                store.close()
+            self._opened.clear()
+
+
+class StatementView:
+    """The slice of ``Ledger`` that ``gateway.iso.statement`` reads, over published balances
+    and a read-only store (so a statement never waits for the writer)."""
+
+    def __init__(self, published: PublishedLedger, store: Any) -> None:
+        self.published = published
+        self.store = store
+
+    def lookup_account(self, account_id: int) -> AccountState | None:
+        found = self.published.get(account_id)
+        return None if found is None else AccountState(found[0], *found[1])
+
+    def get_account_transfers(self, account_id: int, **page: Any) -> list[Transfer]:
+        return list(self.store.get_account_transfers(account_id, **page))
+
+
+@dataclass
+class _Job:
+    kind: str
+    payload: Any
+    future: Future[Any] = field(default_factory=Future)
+    size: int = 1
+    principal: Principal | None = None
+    chain_open: bool = False  # transfers: the last one is linked (its chain is still open)
+
+
+@dataclass(frozen=True)
+class QuoteRequest:
+    debtor_agent: str
+    creditor_agent: str
+    amount_minor: int
+    currency: str
+    creditor_currency: str
+    routes_max: int
+
+
+class LedgerService:
+    def __init__(self, config: ServerConfig, network: Network, rates: RateTable) -> None:
+        self.config = config
+        self.network = network
+        self.rates = rates
+        self.published = PublishedLedger()
+        self.read_stores = ReadStores(config)
+        self.journal_reader = JournalReader(config.journal)
+        self.failure: BaseException | None = None
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.write_queue_max)
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sco-settle-writer", daemon=True)
+        self._cycle_lock = threading.Lock()
+        self.state_db: StateDb | None = None  # set by the app: cycles are recorded there
+        self.idempotency: Any = None  # set by the app: its records are written here
+        self.started_at = time.time()
+
+    # -- life ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=60)
+        self.read_stores.close()
+        self.journal_reader.close()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # -- jobs (called from request handlers) -------------------------------------------------
+
+    def _submit(self, job: _Job) -> Future[Any]:
+        if self.failure is not None:
+            raise ServiceUnavailableError(f"the ledger service stopped: {self.failure!r}")
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFullError(f"{self.config.write_queue_max} writes are waiting") from None
+        return job.future
+
+    def transfers(self, principal: Principal, batch: list[Transfer]) -> Future[Any]:
+        chain_open = bool(batch) and bool(batch[-1].flags & _LINKED)
+        return self._submit(
+            _Job("transfers", batch, size=len(batch), principal=principal, chain_open=chain_open)
+        )
+
+    def payments(self, payments: list[Payment]) -> Future[Any]:
+        return self._submit(_Job("payments", payments, size=len(payments)))
+
+    def iso_message(self, data: bytes, sender_bic: str) -> Future[Any]:
+        return self._submit(_Job("iso", (data, sender_bic)))
+
+    def record(self, scope: str, key: str, response: Any) -> Future[Any]:
+        """Store an idempotency record (on this thread, merged with others into one commit)."""
+        return self._submit(_Job("record", (scope, key, response)))
+
+    def quote(self, request: QuoteRequest) -> Future[Any]:
+        return self._submit(_Job("quote", request))
+
+    def cycle(self, currencies: frozenset[str] | None, requested_by: str) -> Future[Any]:
+        return self._submit(_Job("cycle", (currencies, requested_by)))
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._open()
+        except BaseException as error:
+            self._startup_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._loop()
+        finally:
+            self._shut()
+
+    def _open(self) -> None:
+        from sco_settle.payments.journal import PaymentJournal
+        from sco_settle.payments.network_view import NetworkView
+
+        self.store = _open_store(self.config)
+        try:
+            self.ledger = Ledger(PublishingStore(self.store, self.published))
+            if not self.ledger.accounts():
+                from sco_settle.network.install import install_network as _install_network
+
+                _install_network(self.ledger, self.network)
+            self.journal = PaymentJournal(self.config.journal)
+            self.view = NetworkView(self.network, self.rates)
+            self.engine = PaymentEngine(
+                self.ledger, self.view, self.journal, EngineSettings(mode=self.config.mode)
+            )
+            self.index = PaymentIndex(self.config.journal)
+        except BaseException:
+            self.store.close()
+            raise
+        self.published.load(self.ledger)
+        assert UNUSABLE_ID not in self.published.accounts
+        self._last_tick = self._last_lsm = time.monotonic()
+
+    def _shut(self) -> None:
+        if self.failure is not None:
+            self._fail_queued(self.failure)
+        self.index.close()
+        self.journal.close()
+        if self.ledger.closed:  # Closed by a failed commit: the store is still open.
+            self.store.close()
+        else:
+            self.ledger.close()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self.config.tick_seconds)
+            except queue.Empty:
+                first = None
+            waiting = [] if first is None else [first, *self._drain()]
+            stop = any(job is _STOP for job in waiting)
+            if time.monotonic() - self._last_tick >= self.config.tick_seconds:
+                stop = self._guarded([], self._tick) or stop
+            groups = self._groups([job for job in waiting if job is not _STOP])
+            for group in groups:
+                if self.failure is not None:
+                    for job in group:
+                        job.future.set_exception(ServiceUnavailableError(repr(self.failure)))
+                    continue
+                stop = self._guarded(group, lambda group=group: self._execute(group)) or stop
+            if stop:
+                return
+
+    def _drain(self) -> list[Any]:
+        """Every job already waiting (at most ``JOBS_PER_ROUND_MAX``)."""
+        found = []
+        while len(found) < JOBS_PER_ROUND_MAX:
+            try:
+                found.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return found
+
+    def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
+        """The jobs of one round as groups that share a commit, kinds in order of arrival.
+
+        Jobs waiting together are concurrent requests (none has been answered yet), so any
+        order among them is one the clients could have seen; within a kind, arrival order is
+        kept. A transfer job whose chain is still open ends its group.
+        """
+        limits = {
+            "transfers": self.config.group_events_max,
+            "payments": self.config.group_payments_max,
+            "record": RECORDS_PER_COMMIT_MAX,
+        }
+        by_kind: dict[str, list[list[_Job]]] = {}
+        sizes: dict[str, int] = {}  # events in the kind's last group
+        for job in jobs:
+            groups = by_kind.setdefault(job.kind, [])
+            limit = limits.get(job.kind)
+            if (
+                limit is None
+                or not groups
+                or groups[-1][-1].chain_open
+                or sizes[job.kind] + job.size > limit
+            ):
+                groups.append([job])
+                sizes[job.kind] = job.size
+            else:
+                groups[-1].append(job)
+                sizes[job.kind] += job.size
+        return [group for groups in by_kind.values() for group in groups]
+
+    def _guarded(self, group: list[_Job], work: Callable[[], None]) -> bool:
+        """Run ``work``; a failure fails the group's futures. True: a ledger fault (a failed
+        commit, a broken invariant) means the writer must stop."""
+        try:
+            work()
+        except Exception as error:
+            for job in group:
+                if not job.future.done():
+                    job.future.set_exception(error)
+            if self.ledger.closed or isinstance(error, AssertionError):
+                self.failure = error
+                logger.critical(
+                    "ledger service stopped; restart it to recover the committed state",
+                    exc_info=error,
+                    extra={"event": "service_failed"},
+                )
+                self._fail_queued(error)
+                return True
+            logger.error("writer job failed", exc_info=error, extra={"event": "job_failed"})
+        return False
+
+    def _fail_queued(self, error: BaseException) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _STOP:
+                job.future.set_exception(ServiceUnavailableError(repr(error)))
+
+    def _execute(self, group: list[_Job]) -> None:
+        kind = group[0].kind
+        if kind == "transfers":
+            self._run_transfers(group)
+        elif kind == "payments":
+            self._run_payments(group)
+        elif kind == "record":
+            assert self.idempotency is not None
+            self.idempotency.save([job.payload for job in group])
+            for job in group:
+                job.future.set_result(None)
+        elif kind == "iso":
+            self._run_iso(group[0])
+        elif kind == "quote":
+            group[0].future.set_result(self._run_quote(group[0].payload))
+        elif kind == "cycle":
+            group[0].future.set_result(self._run_cycle(*group[0].payload))
+        else:
+            raise AssertionError(f"unknown job kind {kind}")
+
+    def _tick(self) -> None:
+        self._last_tick = time.monotonic()
+        self.ledger.expire_pending()
+        if (
+            self.config.mode is Mode.RTGS
+            and self.engine.queue
+            and self._last_tick - self._last_lsm >= LSM_INTERVAL_SECONDS
+        ):
+            self._last_lsm = self._last_tick
+            if self.engine.run_liquidity_saving():
+                self.index.catch_up()
+
+    # -- transfers --------------------------------------------------------------------------
+
+    def _run_transfers(self, group: list[_Job]) -> None:
+        batch: list[Transfer] = []
+        bounds = []
+        created_pending: dict[int, Transfer] = {}  # by the group's earlier jobs, not yet stored
+        for job in group:
+            assert job.principal is not None
+            items = self._usable_transfers(job.principal, job.payload, created_pending)
+            for transfer in items:
+                if transfer.flags & _PENDING and not transfer.flags & _RESOLVE:
+                    created_pending.setdefault(transfer.id, transfer)
+            bounds.append((len(batch), len(items)))
+            batch.extend(items)
+        results = self.ledger.create_transfers(batch)
+        assert len(results) == len(batch)
+        for job, (start, count) in zip(group, bounds, strict=True):
+            job.future.set_result(results[start : start + count])
+
+    def _usable_transfers(
+        self,
+        principal: Principal,
+        batch: list[Transfer],
+        created_pending: dict[int, Transfer],
+    ) -> list[Transfer]:
+        """A participant's batch with every account and pending transfer it may not debit
+        replaced by ``UNUSABLE_ID``: the ledger then answers ``debit_account_not_found`` or
+        ``pending_transfer_not_found``, exactly as for ids that do not exist, and a failure
+        inside a linked chain fails the chain as usual.
+
+        A pending transfer is judged by the transfer the ledger will resolve: the stored one,
+        else the first one created earlier in this group (merged requests), else the first one
+        earlier in this batch; exactly the order in which the ledger itself would find it.
+        """
+        if principal.role is Role.NETWORK_OPERATOR:
+            return batch
+        assert principal.role is Role.PARTICIPANT, principal.role
+        own = set(self.published.by_participant.get(principal.participant, ()))
+        resolving = [t.pending_id for t in batch if t.flags & _RESOLVE and t.pending_id]
+        stored = self.ledger.store.get_transfers(resolving) if resolving else {}
+        pending = {**created_pending, **stored}
+        usable = []
+        for transfer in batch:
+            if transfer.flags & _RESOLVE:
+                found = pending.get(transfer.pending_id)
+                if found is not None and found.debit_account not in own:
+                    transfer = transfer._replace(pending_id=UNUSABLE_ID)
+                if transfer.debit_account and transfer.debit_account not in own:
+                    transfer = transfer._replace(debit_account=UNUSABLE_ID)
+            elif transfer.debit_account not in own and transfer.debit_account != 0:
+                same = transfer.credit_account == transfer.debit_account
+                transfer = transfer._replace(
+                    debit_account=UNUSABLE_ID,
+                    credit_account=UNUSABLE_ID if same else transfer.credit_account,
+                )
+            if transfer.flags & _PENDING and not transfer.flags & _RESOLVE:
+                pending.setdefault(transfer.id, transfer)  # A later item may resolve it.
+            usable.append(transfer)
+        return usable
+
+    # -- payments ---------------------------------------------------------------------------
+
+    def _run_payments(self, group: list[_Job]) -> None:
+        payments = [payment for job in group for payment in job.payload]
+        outcomes = self.engine.submit_many(payments)
+        self.index.catch_up()
+        start = 0
+        for job in group:
+            job.future.set_result(outcomes[start : start + job.size])
+            start += job.size
+
+    def _run_iso(self, job: _Job) -> None:
+        from sco_settle.gateway.iso import submit_message
+
+        data, sender_bic = job.payload
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        reply = submit_message(data, self.engine, now=now, sender_bic=sender_bic)
+        self.index.catch_up()
+        job.future.set_result(reply)
+
+    def _run_quote(self, request: QuoteRequest) -> RouteResult:
+        graph = self.view.graph(self.ledger, self.engine.scenario)
+        return find_routes(
+            graph,
+            request.debtor_agent,
+            request.creditor_agent,
+            request.amount_minor,
+            request.currency,
+            request.creditor_currency,
+            self.rates,
+            k=request.routes_max,
+            hop_charge_minor=self.engine.settings.hop_charge_minor,
+        )
+
+    # -- netting cycles ---------------------------------------------------------------------
+
+    def _run_cycle(self, currencies: frozenset[str] | None, requested_by: str) -> dict[str, Any]:
+        """DNS: net and settle the held payments; RTGS: run the liquidity-saving mechanism.
+
+        With ``currencies``, only payments entirely in those currencies take part: the others
+        are set aside for the run and put back after it, untouched.
+        """
+        started_at = time.time_ns()
+        engine = self.engine
+        held = engine.queue
+        if currencies is not None:
+            engine.queue = {
+                payment_id: queued
+                for payment_id, queued in held.items()
+                if _in(queued.payment, currencies)
+            }
+        try:
+            if self.config.mode is Mode.DNS:
+                report = dict(engine.settle_cycle()) if engine.queue else _empty_cycle()
+                kind = "dns"
+            else:
+                outcomes = engine.run_liquidity_saving()
+                report = _lsm_report(outcomes)
+                kind = "lsm"
+        finally:
+            if currencies is not None:
+                still_held = engine.queue  # The selected payments the run did not settle.
+                engine.queue = {
+                    pid: still_held.get(pid, q)
+                    for pid, q in held.items()
+                    if pid in still_held or not _in(q.payment, currencies)
+                }
+        self.index.catch_up()
+        return self._record_cycle(kind, currencies, requested_by, started_at, report)
+
+    def _record_cycle(
+        self,
+        kind: str,
+        currencies: frozenset[str] | None,
+        requested_by: str,
+        started_at: int,
+        report: dict[str, Any],
+    ) -> dict[str, Any]:
+        assert self.state_db is not None
+        report.pop("cycle", None)  # The engine's own counter restarts with the process.
+        finished_at = time.time_ns()
+        codes = sorted(currencies) if currencies is not None else None
+        with self.state_db.transaction(durable=True) as execute:
+            rows = execute("SELECT coalesce(max(cycle_id), 0) FROM api_netting_cycles")
+            cycle_id = int(rows[0][0]) + 1
+            execute(
+                "INSERT INTO api_netting_cycles (cycle_id, kind, currencies, requested_by,"
+                " started_at, finished_at, report) VALUES (?,?,?,?,?,?,?)",
+                (
+                    cycle_id,
+                    kind,
+                    json.dumps(codes),
+                    requested_by,
+                    started_at,
+                    finished_at,
+                    json.dumps(report, sort_keys=True),
+                ),
+            )
+        return cycle_json(
+            (cycle_id, kind, json.dumps(codes), requested_by, started_at, finished_at, report)
+        )
+
+
+def _in(payment: Payment, currencies: frozenset[str]) -> bool:
+    return payment.currency in currencies and payment.creditor_currency in currencies
+
+
+def _empty_cycle() -> dict[str, Any]:
+    return {"settled": 0, "deferred": 0, "gross_minor": {}, "net_minor": {}}
+
+
+def _lsm_report(outcomes: list[PaymentOutcome]) -> dict[str, Any]:
+    settled = [o for o in outcomes if o.status is PaymentStatus.SETTLED]
+    return {
+        "settled": len(settled),
+        "rejected": sum(1 for o in outcomes if o.status is PaymentStatus.REJECTED),
+        "deferred": 0,
+        "gross_minor": {},
+        "net_minor": {},
+    }
+
+
+def cycle_json(row: Sequence[Any]) -> dict[str, Any]:
+    cycle_id, kind, currencies, requested_by, started_at, finished_at, report = row
+    if isinstance(report, str):
+        report = json.loads(report)
+    return {
+        "cycle_id": int(cycle_id),
+        "kind": kind,
+        "currencies": json.loads(currencies) if isinstance(currencies, str) else currencies,
+        "requested_by": requested_by,
+        "started_at": int(started_at),
+        "finished_at": int(finished_at),
+        "settled": int(report.get("settled", 0)),
+        "deferred": int(report.get("deferred", 0)),
+        "rejected": int(report.get("rejected", 0)),
+        "gross_minor": {k: int(v) for k, v in report.get("gross_minor", {}).items()},
+        "net_minor": {k: int(v) for k, v in report.get("net_minor", {}).items()},
+    }
+
+
+def _open_store(config: ServerConfig) -> Any:
+    database = config.database
+    if database.kind is DatabaseKind.SQLITE:
+        from sco_settle.storage import SqliteStore
+
+        assert database.path is not None
+        return SqliteStore(database.path)
+    from sco_settle.storage.postgres import PostgresStore
+
+    store = PostgresStore(database.dsn, schema=database.schema)
+    # psycopg prepares a statement after five runs, and PostgreSQL may then keep a generic plan
+    # for ``id = ANY($1)``: a sequential scan comparing each row with the whole array, seconds
+    # for one batch of thousands of ids once the table has grown. Plan each run for its array.
+    store.connection.execute("SET plan_cache_mode = force_custom_plan")
+    return store
