@@ -24,18 +24,32 @@ class FakeClock:
         self.now += seconds * SECOND
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store_factory(request, tmp_path):
-    """Builds a fresh store; for SQLite, calling it again reopens the same file."""
+    """Builds a fresh store; for SQLite and PostgreSQL, calling it again reopens the same data."""
 
     path = tmp_path / "ledger.db"
     memory = MemoryStore()
+    opened = []
+    if request.param == "postgres":
+        from sco_settle.storage.postgres import PostgresStore
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        schema = request.getfixturevalue("pg_schema")
 
     def make():
-        return memory if request.param == "memory" else SqliteStore(path)
+        if request.param == "memory":
+            return memory
+        store = (
+            SqliteStore(path) if request.param == "sqlite" else PostgresStore(dsn, schema=schema)
+        )
+        opened.append(store)
+        return store
 
     make.kind = request.param
-    return make
+    yield make
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture

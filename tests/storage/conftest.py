@@ -8,52 +8,16 @@ laptop without PostgreSQL still runs the rest of the suite.
 
 from __future__ import annotations
 
-import os
-import uuid
-
-import psycopg
 import pytest
-from psycopg import sql
 
 from sco_settle.domain.account import Account, AccountFlags
 from sco_settle.ledger import Ledger
 from sco_settle.storage import MemoryStore, SqliteStore
+from tests.conftest import POSTGRES_DSN  # noqa: F401 - re-exported for the store tests.
 from tests.ledger.conftest import CMNED, DMNEC, FakeClock
 
-POSTGRES_DSN = os.environ.get("SCO_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 HISTORY = int(AccountFlags.HISTORY)
 STORE_KINDS = ["memory", "sqlite", "postgres"]
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn() -> str:
-    try:
-        with psycopg.connect(POSTGRES_DSN, connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.OperationalError as error:
-        reason = f"PostgreSQL not reachable at {POSTGRES_DSN} (set SCO_TEST_POSTGRES_DSN): {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run scripts/ci_postgres.sh first", pytrace=False)
-        pytest.skip(reason)
-    return POSTGRES_DSN
-
-
-@pytest.fixture
-def pg_admin(postgres_dsn):
-    """A plain connection for what a test does behind the store's back."""
-    with psycopg.connect(postgres_dsn, autocommit=True) as connection:
-        # A test that leaves a transaction open must not hang the schema drop forever.
-        connection.execute("SET lock_timeout = '10s'")
-        yield connection
-
-
-@pytest.fixture
-def pg_schema(pg_admin):
-    """A unique schema name, dropped (with everything in it) after the test."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    schema = f"sco_test_{worker}_{uuid.uuid4().hex[:12]}"
-    yield schema
-    pg_admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=STORE_KINDS)
