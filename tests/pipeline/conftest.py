@@ -32,13 +32,27 @@ def view(network):
     return NetworkView(network, load_rates())
 
 
-@pytest.fixture
-def make_engine(tmp_path, view):
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_engine(request, tmp_path, view):
+    """Engines on a fresh ledger, on SQLite or on a real PostgreSQL server (one schema each)."""
     created = []
+    if request.param == "postgres":
+        from sco_settle.storage.postgres import PostgresStore
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        schema = request.getfixturevalue("pg_schema")
+
+    def schema_of(number: int) -> str:
+        return f"{schema}_{number}"[:63]  # PostgreSQL identifiers are at most 63 bytes.
+
+    def open_store(number: int):
+        if request.param == "sqlite":
+            return SqliteStore(tmp_path / f"p{number}.db")
+        return PostgresStore(dsn, schema=schema_of(number))
 
     def make(settings: EngineSettings | None = None, **kwargs):
         clock = SimClock()
-        ledger = Ledger(SqliteStore(tmp_path / f"p{len(created)}.db"), clock)
+        ledger = Ledger(open_store(len(created)), clock)
         _install_network(ledger, view.network)
         engine = PaymentEngine(
             ledger, view, PaymentJournal(":memory:"), settings or EngineSettings(), **kwargs
@@ -50,6 +64,13 @@ def make_engine(tmp_path, view):
     yield make
     for engine in created:
         engine.ledger.close()
+    if request.param == "postgres":
+        from psycopg import sql
+
+        admin = request.getfixturevalue("pg_admin")
+        for number in range(len(created)):
+            name = sql.Identifier(schema_of(number))
+            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
 
 
 def balance(engine, key):
