@@ -33,7 +33,7 @@ from sco_settle.domain.money import AMOUNT_MAX, is_currency
 from sco_settle.domain.participants import BicError, parse_bic
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
-from sco_settle.ledger import Ledger
+from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.network import account_id_for_key
 from sco_settle.payments import gridlock
 from sco_settle.payments.journal import PaymentJournal
@@ -87,6 +87,20 @@ class EngineSettings:
     hop_charge_minor: int = 0
     # DNS: largest net debit per (participant BIC, currency), minor units; absent = liquidity only.
     net_debit_caps: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _chain_groups(planned: list) -> Iterable[list]:
+    """Consecutive planned payments whose chains together fit one ledger batch."""
+    group: list = []
+    size = 0
+    for item in planned:
+        if group and size + len(item[4]) > BATCH_EVENTS_MAX:
+            yield group
+            group, size = [], 0
+        group.append(item)
+        size += len(item[4])
+    if group:
+        yield group
 
 
 def pass_all(payment: Payment) -> tuple[Reason, str] | None:
@@ -168,26 +182,104 @@ class PaymentEngine:
         return self.submit_many([payment])[0]
 
     def submit_many(self, payments: Sequence[Payment]) -> list[PaymentOutcome]:
-        """Take a batch of payments through their life; one durable journal write per batch."""
-        entries: list = []
-        outcomes: list[PaymentOutcome] = []
-        seen: dict[str, PaymentOutcome] = {}
-        for payment in payments:
-            first = seen.get(payment.payment_id) or self._known(payment.payment_id)
-            if first is not None:
-                outcomes.append(replace(first, duplicate=True))
+        """Take a batch of payments through their life; one durable journal write per batch.
+
+        RTGS: every accepted payment is routed and planned first, then all their chains go to
+        the ledger together (one durable commit per 8,190 transfers, each chain still all or
+        nothing). A chain the ledger refuses (an earlier payment of the batch took the liquidity,
+        or the graph was stale) is retried on its own: other routes, fresh routing, or the queue.
+        """
+        outcomes: list[PaymentOutcome | None] = [None] * len(payments)
+        events_of: dict[int, list] = {}
+        first_index: dict[str, int] = {}
+        duplicates: list[tuple[int, int]] = []
+        planned: list[tuple[int, Payment, list, list[Route], list[Transfer]]] = []
+        for index, payment in enumerate(payments):
+            if payment.payment_id in first_index:
+                duplicates.append((index, first_index[payment.payment_id]))
                 continue
-            outcome, events = self._process(payment)
-            seen[payment.payment_id] = outcome
-            outcomes.append(outcome)
-            queued = self.queue.get(payment.payment_id)
-            entries.append((payment, outcome, queued.seq if queued else None, events))
+            known = self._known(payment.payment_id)
+            if known is not None:
+                outcomes[index] = replace(known, duplicate=True)
+                continue
+            first_index[payment.payment_id] = index
+            events: list[tuple[PaymentStatus, str]] = [(PaymentStatus.RECEIVED, "")]
+            events_of[index] = events
+            try:
+                self._accept(payment, events)
+                if self.settings.mode is Mode.DNS:
+                    outcomes[index] = self._hold_for_cycle(payment, events)
+                    continue
+                routes = self._route(payment, alternatives=False)
+                if not routes:
+                    outcomes[index] = self._enqueue(payment, events)
+                    continue
+                planned.append((index, payment, events, routes, self._plan(payment, routes[0])))
+            except PaymentRejected as rejection:
+                outcomes[index] = self._reject(payment, rejection.reason, rejection.text, events)
+        for group in _chain_groups(planned):
+            results = self.ledger.create_transfers([t for item in group for t in item[4]])
+            position = 0
+            for index, payment, events, routes, chain in group:
+                mine = results[position : position + len(chain)]
+                position += len(chain)
+                outcomes[index] = self._after_batch(payment, routes, chain, mine, events)
+        for index, first in duplicates:
+            outcomes[index] = replace(outcomes[first], duplicate=True)  # type: ignore[arg-type]
+        entries = []
+        for index in sorted(events_of):
+            outcome = outcomes[index]
+            assert outcome is not None
+            queued = self.queue.get(payments[index].payment_id)
+            entries.append(
+                (payments[index], outcome, queued.seq if queued else None, events_of[index])
+            )
         self.journal.record(entries, self.ledger.clock())
-        if self.settings.mode is Mode.RTGS and any(
-            o.status is PaymentStatus.SETTLED for o in outcomes
-        ):
+        settled = [o for o in outcomes if o is not None and o.status is PaymentStatus.SETTLED]
+        if self.settings.mode is Mode.RTGS and settled:
             self.run_liquidity_saving()
-        return outcomes
+        return outcomes  # type: ignore[return-value]
+
+    def _accept(self, payment: Payment, events: list) -> None:
+        """Validate and screen, journalling each step; raise ``PaymentRejected`` to refuse."""
+        self._validate(payment)
+        events.append((PaymentStatus.VALIDATED, ""))
+        verdict = self.screen(payment)
+        if verdict is not None:
+            raise PaymentRejected(*verdict)
+        events.append((PaymentStatus.SCREENED, ""))
+
+    def _after_batch(
+        self,
+        payment: Payment,
+        routes: list[Route],
+        chain: list[Transfer],
+        results: list,
+        events: list,
+    ) -> PaymentOutcome:
+        try:
+            outcome = self._judge(payment, routes[0], chain, results, events)
+            if outcome is None:
+                outcome = self._settle_alone(payment, routes[1:], events)
+        except PaymentRejected as rejection:
+            return self._reject(payment, rejection.reason, rejection.text, events)
+        if outcome.status is PaymentStatus.SETTLED:
+            self.stats.settled_immediately += 1
+        return outcome
+
+    def _settle_alone(
+        self, payment: Payment, alternatives: list[Route], events: list
+    ) -> PaymentOutcome:
+        """After a refusal: the other routes, then a fresh look at the network, then the queue."""
+        for route in alternatives:
+            outcome = self._apply_route(payment, route, events)
+            if outcome is not None:
+                return outcome
+        for route in self._route(payment):
+            outcome = self._apply_route(payment, route, events)
+            if outcome is not None:
+                return outcome
+        return self._enqueue(payment, events)
 
     def outcome(self, payment_id: str) -> PaymentOutcome | None:
         return self._known(payment_id)
@@ -271,24 +363,6 @@ class PaymentEngine:
         found = self.journal.get(payment_id)
         return found[1] if found else None
 
-    def _process(self, payment: Payment) -> tuple[PaymentOutcome, list]:
-        events: list[tuple[PaymentStatus, str]] = [(PaymentStatus.RECEIVED, "")]
-        try:
-            self._validate(payment)
-            events.append((PaymentStatus.VALIDATED, ""))
-            verdict = self.screen(payment)
-            if verdict is not None:
-                raise PaymentRejected(*verdict)
-            events.append((PaymentStatus.SCREENED, ""))
-            if self.settings.mode is Mode.DNS:
-                return self._hold_for_cycle(payment, events), events
-            outcome = self._settle_now(payment, events)
-        except PaymentRejected as rejection:
-            outcome = self._reject(payment, rejection.reason, rejection.text, events)
-        if outcome.status is PaymentStatus.SETTLED:
-            self.stats.settled_immediately += 1
-        return outcome, events
-
     def _validate(self, payment: Payment) -> None:
         if not isinstance(payment.amount_minor, int) or payment.amount_minor <= 0:
             raise PaymentRejected(Reason.AM01, f"amount {payment.amount_minor} must be positive")
@@ -318,7 +392,11 @@ class PaymentEngine:
         ):
             raise PaymentRejected(Reason.AG03, "on-us payment: settle it in the bank's own books")
 
-    def _route(self, payment: Payment, *, for_cycle: bool = False) -> list[Route]:
+    def _route(
+        self, payment: Payment, *, for_cycle: bool = False, alternatives: bool = True
+    ) -> list[Route]:
+        """Routes best first; with ``alternatives=False`` only the cheapest (much faster: the
+        ranked alternatives are computed only when a first attempt is refused)."""
         graph = self.view.graph(self.ledger, self.scenario, ignore_balances=for_cycle)
         result = find_routes(
             graph,
@@ -328,7 +406,7 @@ class PaymentEngine:
             payment.currency,
             payment.creditor_currency,
             self.view.rates,
-            k=self.settings.routes_max,
+            k=self.settings.routes_max if alternatives else 1,
             hop_charge_minor=self.settings.hop_charge_minor,
         )
         if result.routes:
@@ -343,7 +421,7 @@ class PaymentEngine:
         if reasons & _LIQUIDITY_REASONS:
             if not for_cycle and not self.view.is_current(self.ledger, self.scenario):
                 self.view.invalidate()  # The graph lags the ledger: look again before queueing.
-                return self._route(payment, for_cycle=for_cycle)
+                return self._route(payment, for_cycle=for_cycle, alternatives=alternatives)
             return []  # Feasible in principle: wait for liquidity.
         if ExclusionReason.PARTICIPANT_SUSPENDED in reasons:
             raise PaymentRejected(Reason.AG01, "a participant on every route is suspended")
@@ -355,17 +433,9 @@ class PaymentEngine:
             )
         raise PaymentRejected(Reason.CNOR, "no route to the creditor agent")
 
-    def _settle_now(self, payment: Payment, events: list) -> PaymentOutcome:
-        routes = self._route(payment)
-        for route in routes:
-            settled = self._apply_route(payment, route, events)
-            if settled is not None:
-                return settled
-        return self._enqueue(payment, events)
-
-    def _apply_route(self, payment: Payment, route: Route, events: list) -> PaymentOutcome | None:
+    def _plan(self, payment: Payment, route: Route) -> list[Transfer]:
         try:
-            chain = plan_route(
+            return plan_route(
                 route,
                 f"payment:{payment.payment_id}",
                 self.view.account_id,
@@ -373,9 +443,18 @@ class PaymentEngine:
             )
         except PlanError as error:
             raise PaymentRejected(Reason.NARR, str(error)) from error
+
+    def _apply_route(self, payment: Payment, route: Route, events: list) -> PaymentOutcome | None:
+        chain = self._plan(payment, route)
+        return self._judge(payment, route, chain, self.ledger.create_transfers(chain), events)
+
+    def _judge(
+        self, payment: Payment, route: Route, chain: list[Transfer], results: list, events: list
+    ) -> PaymentOutcome | None:
+        """The outcome of a chain the ledger answered: settled, None (refused for liquidity:
+        try another way), or ``PaymentRejected``."""
         nodes = tuple(str(node) for node in route.nodes)
         events.append((PaymentStatus.ROUTED, " -> ".join(nodes)))
-        results = self.ledger.create_transfers(chain)
         if all(result is TR.OK for result in results) or results[0] in (
             TR.EXISTS,
             TR.EXISTS_WITH_DIFFERENT_FIELDS,

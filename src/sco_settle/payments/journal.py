@@ -24,6 +24,8 @@ from sco_settle.payments.model import (
     Reason,
 )
 
+_PAYMENT_FIELDS = tuple(field.name for field in dataclasses.fields(Payment))
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
     payment_id TEXT PRIMARY KEY,
@@ -51,7 +53,12 @@ CREATE TABLE IF NOT EXISTS payment_events (
 
 
 def payment_to_json(payment: Payment) -> str:
-    return json.dumps(dataclasses.asdict(payment), sort_keys=True)
+    # Field by field (dataclasses.asdict deep-copies recursively: a hot spot per payment).
+    fields = {name: getattr(payment, name) for name in _PAYMENT_FIELDS}
+    fields["debtor"] = {"name": payment.debtor.name, "account": payment.debtor.account}
+    fields["creditor"] = {"name": payment.creditor.name, "account": payment.creditor.account}
+    fields["priority"] = payment.priority.value
+    return json.dumps(fields, sort_keys=True)
 
 
 def payment_from_json(text: str) -> Payment:
