@@ -183,8 +183,10 @@ async def _clients(
     seconds: float,
     batch: int | None,
     start_at: float,
+    payment_batch: int | None = None,
 ) -> dict[str, Any]:
-    """``batch`` None: single payments; else transfer batches of that size."""
+    """``batch`` None: single payments (or, with ``payment_batch``, payment batches of that
+    size); else transfer batches of that size."""
     result: dict[str, Any] = {"latencies": [], "items": 0, "failed_requests": 0, "refused_items": 0}
     run = uuid.uuid4().int % 10**12
     banks = list(keys)
@@ -204,18 +206,24 @@ async def _clients(
                 sequence += 1
                 tag = f"{run}-{number}-{sequence}"
                 if batch is None:
-                    path = "/v1/payments"
-                    creditor = banks[(number + sequence) % len(banks)]
-                    if creditor == bic:
-                        creditor = banks[(number + sequence + 1) % len(banks)]
-                    body = json.dumps(
-                        {
-                            "instruction_id": f"b{tag}",
-                            "creditor_agent": creditor,
-                            "amount_minor": 1,
-                            "currency": "CNY",
-                        }
-                    )
+                    count = payment_batch or 1
+                    items = []
+                    for i in range(count):
+                        creditor = banks[(number + sequence + i) % len(banks)]
+                        if creditor == bic:
+                            creditor = banks[(number + sequence + i + 1) % len(banks)]
+                        items.append(
+                            {
+                                "instruction_id": f"b{tag}-{i}",
+                                "creditor_agent": creditor,
+                                "amount_minor": 1,
+                                "currency": "CNY",
+                            }
+                        )
+                    if payment_batch:
+                        path, body = "/v1/payment-batches", json.dumps({"payments": items})
+                    else:
+                        path, body = "/v1/payments", json.dumps(items[0])
                 else:
                     path = "/v1/transfer-batches"
                     base_id = (run * 10**6 + number * 10**4 + sequence) * 10**4
@@ -237,7 +245,12 @@ async def _clients(
                     result["failed_requests"] += 1
                     continue
                 found = response.json()
-                if batch is None:
+                if batch is None and payment_batch:
+                    result["items"] += payment_batch
+                    result["refused_items"] += sum(
+                        o["status"] != "settled" for o in found["outcomes"]
+                    )
+                elif batch is None:
                     result["items"] += 1
                     result["refused_items"] += found["status"] != "settled"
                 else:
@@ -256,6 +269,7 @@ def run_phase(
     phase: Phase,
     batch: int | None,
     processes: int,
+    payment_batch: int | None = None,
 ) -> float:
     """Spread ``phase.clients`` over ``processes`` load generators (one Python process cannot
     drive 32 HTTP clients fast enough); all start together."""
@@ -270,6 +284,7 @@ def run_phase(
             "clients": count,
             "seconds": phase.seconds,
             "batch": batch,
+            "payment_batch": payment_batch,
             "start_at": start_at,
         }
         for i, count in enumerate(share)
@@ -311,12 +326,17 @@ def backend_run(
     phases = []
     try:
         accounts = asyncio.run(account_ids(base, keys))
-        plan: list[tuple[str, int | None, str]] = [("payments", None, "payments")]
-        plan += [(f"transfers_batch_{size}", size, "transfers") for size in args.batch_sizes]
-        plan += [("transfers_single", 1, "transfers")]
-        for label, batch, unit in plan:
+        plan: list[tuple[str, int | None, str, int | None]] = [
+            ("payments", None, "payments", None),
+            ("payments_batch_100", None, "payments", 100),
+        ]
+        plan += [(f"transfers_batch_{size}", size, "transfers", None) for size in args.batch_sizes]
+        plan += [("transfers_single", 1, "transfers", None)]
+        for label, batch, unit, payment_batch in plan:
             phase = Phase(label, args.seconds, args.clients)
-            elapsed = run_phase(base, keys, accounts, phase, batch, args.client_processes)
+            elapsed = run_phase(
+                base, keys, accounts, phase, batch, args.client_processes, payment_batch
+            )
             phases.append(phase.report(elapsed, unit))
     finally:
         stop_server(process)

@@ -186,6 +186,18 @@ class PaymentIn(_Model):
     priority: Priority = Priority.NORMAL
 
 
+PAYMENT_BATCH_MAX = 1000
+
+
+class PaymentBatchIn(_Model):
+    payments: list[PaymentIn] = Field(
+        min_length=1,
+        max_length=PAYMENT_BATCH_MAX,
+        description="Settled together where liquidity allows (one ledger commit); each payment"
+        " keeps its own all-or-nothing chain and its own outcome",
+    )
+
+
 class PaymentOutcome(_Model):
     payment_id: str
     status: PaymentStatus
@@ -371,3 +383,7 @@ class IssuedKey(_Model):
 class KeyPage(_Model):
     items: list[ApiKey]
     next_cursor: Cursor
+
+
+class PaymentBatchOut(_Model):
+    outcomes: list[PaymentOutcome] = Field(description="One outcome per payment, in order")

@@ -20,6 +20,7 @@ ROUTERS = (
     accounts.router,
     transfers.router,
     payments.router,
+    payments.batch_router,
     iso.router,
     quotes.router,
     cycles.router,

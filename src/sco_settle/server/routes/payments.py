@@ -33,7 +33,13 @@ from sco_settle.server.routes.common import (
     problems,
     wait,
 )
-from sco_settle.server.schemas import PaymentDetail, PaymentIn, PaymentPage
+from sco_settle.server.schemas import (
+    PaymentBatchIn,
+    PaymentBatchOut,
+    PaymentDetail,
+    PaymentIn,
+    PaymentPage,
+)
 from sco_settle.server.schemas import PaymentOutcome as PaymentOutcomeSchema
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
@@ -59,6 +65,24 @@ def debtor_agent_for(caller: Principal, requested: str | None) -> str:
     if caller.role is Role.PARTICIPANT and debtor_agent != caller.participant:
         raise ApiError("debtor_agent_not_permitted", f"this key pays only as {caller.participant}")
     return debtor_agent
+
+
+def payment_from(body: PaymentIn, caller: Principal) -> Payment:
+    debtor_agent = debtor_agent_for(caller, body.debtor_agent)
+    return Payment(
+        payment_id=f"{debtor_agent}:{body.instruction_id}",
+        debtor_agent=debtor_agent,
+        creditor_agent=body.creditor_agent,
+        amount_minor=body.amount_minor,
+        currency=body.currency,
+        creditor_currency=body.creditor_currency or body.currency,
+        debtor=Party(body.debtor.name, body.debtor.account),
+        creditor=Party(body.creditor.name, body.creditor.account),
+        end_to_end_id=body.end_to_end_id,
+        uetr=body.uetr,
+        remittance_info=body.remittance_info,
+        priority=body.priority,
+    )
 
 
 def visibility(caller: Principal) -> PaymentFilter:
@@ -93,22 +117,7 @@ async def create_payment(
     async def operation() -> Response:
         if not caller.moves_money:
             raise ApiError("forbidden", "this key's role cannot move money")
-        debtor_agent = debtor_agent_for(caller, body.debtor_agent)
-        payment = Payment(
-            payment_id=f"{debtor_agent}:{body.instruction_id}",
-            debtor_agent=debtor_agent,
-            creditor_agent=body.creditor_agent,
-            amount_minor=body.amount_minor,
-            currency=body.currency,
-            creditor_currency=body.creditor_currency or body.currency,
-            debtor=Party(body.debtor.name, body.debtor.account),
-            creditor=Party(body.creditor.name, body.creditor.account),
-            end_to_end_id=body.end_to_end_id,
-            uetr=body.uetr,
-            remittance_info=body.remittance_info,
-            priority=body.priority,
-        )
-        (outcome,) = await wait(ctx.service.payments([payment]))
+        (outcome,) = await wait(ctx.service.payments([payment_from(body, caller)]))
         return json_response(outcome_json(outcome), 200 if outcome.duplicate else 201)
 
     return await idempotent(request, caller, ctx.idempotency, operation)
@@ -154,3 +163,31 @@ async def get_payment(payment_id: str, caller: Caller, ctx: Context) -> Response
     if found is None:
         raise ApiError("payment_not_found", f"no payment {payment_id[:100]!r}")
     return json_response(found)
+
+
+batch_router = APIRouter(prefix="/v1/payment-batches", tags=["payments"])
+
+
+@batch_router.post(
+    "",
+    status_code=200,
+    response_model=PaymentBatchOut,
+    responses=problems(*WRITE_PROBLEMS),
+    openapi_extra={"parameters": [idempotency_header_doc()]},
+)
+async def create_payment_batch(
+    body: PaymentBatchIn, request: Request, caller: Caller, ctx: Context
+) -> Response:
+    """Up to 1,000 payments in one request: each is validated, screened, routed and settled (or
+    queued, or rejected) exactly as through ``POST /v1/payments``, but their settlement chains go
+    to the ledger together. One outcome per payment, in order; a participant pays only as itself
+    (one foreign debtor agent refuses the whole batch, nothing moves)."""
+
+    async def operation() -> Response:
+        if not caller.moves_money:
+            raise ApiError("forbidden", "this key's role cannot move money")
+        payments = [payment_from(item, caller) for item in body.payments]
+        outcomes = await wait(ctx.service.payments(payments))
+        return json_response({"outcomes": [outcome_json(o) for o in outcomes]}, 200)
+
+    return await idempotent(request, caller, ctx.idempotency, operation)
