@@ -72,7 +72,7 @@ CREDIT_TRANSFER_SAMPLES = sorted(
 def engine(tmp_path_factory):
     from sco_settle.ledger import Ledger
     from sco_settle.network import load_network
-    from sco_settle.network.install import install_network as _install_network
+    from sco_settle.network.install import install_network
     from sco_settle.payments.engine import PaymentEngine
     from sco_settle.payments.journal import PaymentJournal
     from sco_settle.payments.network_view import NetworkView, load_rates
@@ -81,7 +81,7 @@ def engine(tmp_path_factory):
     path = tmp_path_factory.mktemp("iso-inproc") / "sco.db"
     network = load_network("sco")
     ledger = Ledger(SqliteStore(path))
-    _install_network(ledger, network)
+    install_network(ledger, network)
     engine = PaymentEngine(ledger, NetworkView(network, load_rates()), PaymentJournal(path))
     yield engine
     ledger.close()

@@ -4,7 +4,7 @@ import pytest
 
 from sco_settle.ledger import Ledger
 from sco_settle.network import load_network
-from sco_settle.network.install import install_network as _install_network
+from sco_settle.network.install import install_network
 from sco_settle.payments.engine import EngineSettings, PaymentEngine
 from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.network_view import NetworkView, load_rates
@@ -53,7 +53,7 @@ def make_engine(request, tmp_path, view):
     def make(settings: EngineSettings | None = None, **kwargs):
         clock = SimClock()
         ledger = Ledger(open_store(len(created)), clock)
-        _install_network(ledger, view.network)
+        install_network(ledger, view.network)
         engine = PaymentEngine(
             ledger, view, PaymentJournal(":memory:"), settings or EngineSettings(), **kwargs
         )

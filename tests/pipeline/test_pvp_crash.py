@@ -18,7 +18,7 @@ from sco_settle.storage import SqliteStore
 KILLS = 12
 PAYER = r"""
 import sys, itertools
-from sco_settle.network.install import install_network as _install_network
+from sco_settle.network.install import install_network
 from sco_settle.ledger import Ledger
 from sco_settle.network import load_network
 from sco_settle.payments.engine import PaymentEngine
@@ -30,7 +30,7 @@ db, start = sys.argv[1], int(sys.argv[2])
 network = load_network("sco")
 ledger = Ledger(SqliteStore(db))
 if not ledger.accounts():
-    _install_network(ledger, network)
+    install_network(ledger, network)
 engine = PaymentEngine(ledger, NetworkView(network, load_rates()), PaymentJournal(db + ".payments"))
 pairs = [("HSBKKZKX", "BKCHCNBJ", "KZT", "CNY"), ("BKCHCNBJ", "HSBKKZKX", "CNY", "KZT"),
          ("KICBKG22", "ICBKCNBJ", "KGS", "CNY"), ("SABRRUMM", "ICBKCNBJ", "RUB", "CNY")]

@@ -30,12 +30,12 @@ _PENDING_TIMEOUT_SECONDS = 3600
 
 
 def run_demo(db: Path, transfers: int, seed: int, console: Console) -> None:
-    from sco_settle.network.install import install_network as _install_network
+    from sco_settle.network.install import install_network
 
     network = load_network("sco")
     ledger = Ledger(SqliteStore(db))
     try:
-        _install_network(ledger, network)
+        install_network(ledger, network)
         by_currency = _transfer_accounts(ledger)
         console.print(
             f"Network [bold]sco[/]: {len(network.participants)} participants,"

@@ -23,6 +23,7 @@ from sco_settle.ledger.jsonl import (
     results_line,
     transfer_to_json,
 )
+from sco_settle.network import NetworkError
 from sco_settle.network.install import NetworkInstallError, install_network
 from sco_settle.storage import SqliteStore, StoreLockedError
 from sco_settle.storage.sqlite import StoreFormatError
@@ -72,14 +73,11 @@ def init(
         raise CliError(f"{db} already exists; choose a new path")
     loaded = load_network(network)
     with _open_ledger(db) as ledger:
-        summary = _install_network(ledger, loaded)
+        summary = install_network(ledger, loaded)
     console.print(
         f"Created {db}: {summary['accounts']} accounts for {len(loaded.participants)} participants,"
         f" {summary['transfers']} opening transfers."
     )
-
-
-_install_network = install_network  # Kept for callers of the old name.
 
 
 @app.command()
@@ -242,14 +240,9 @@ _register_server(app)
 def main() -> None:
     try:
         app()
-    except (CliError, NetworkInstallError) as error:
+    except (CliError, NetworkError, NetworkInstallError) as error:
         _error(f"sco-settle: {error}")
         sys.exit(1)
     except (StoreLockedError, StoreFormatError, FileNotFoundError) as error:
         _error(f"sco-settle: {error}")
         sys.exit(1)
-    except Exception as error:  # The network loader and friends raise their own ValueErrors.
-        if type(error).__name__ in ("NetworkError",):
-            _error(f"sco-settle: {error}")
-            sys.exit(1)
-        raise

@@ -22,7 +22,7 @@ from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX
 from sco_settle.payments.model import PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.network_view import available
-from sco_settle.payments.plan import CODE_NETTING, LINKED, PlanError, plan_route, transfer_id_for
+from sco_settle.payments.plan import CODE_NETTING, LINKED, transfer_id_for
 
 SETTLE_ATTEMPTS_MAX = 32
 
@@ -36,19 +36,10 @@ def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-unty
             routes = engine._route(queued.payment, for_cycle=True)
             if not routes:
                 continue  # Swap-line headroom is exhausted: wait for a later cycle.
-            chain = plan_route(
-                routes[0],
-                f"payment:{queued.payment.payment_id}",
-                engine.view.account_id,
-                queued.payment.end_to_end_id or queued.payment.payment_id,
-            )
-        except (PaymentRejected, PlanError) as error:
+            chain = engine._plan(queued.payment, routes[0])
+        except PaymentRejected as rejection:
             del engine.queue[queued.payment.payment_id]
-            reason = getattr(error, "reason", None)
-            text = getattr(error, "text", str(error))
-            from sco_settle.payments.model import Reason
-
-            outcome = engine._reject(queued.payment, reason or Reason.NARR, text, events)
+            outcome = engine._reject(queued.payment, rejection.reason, rejection.text, events)
             entries.append((queued.payment, outcome, None, events))
             continue
         plans.append((queued, routes[0], chain))

@@ -315,9 +315,9 @@ class LedgerService:
         try:
             self.ledger = Ledger(PublishingStore(self.store, self.published))
             if not self.ledger.accounts():
-                from sco_settle.network.install import install_network as _install_network
+                from sco_settle.network.install import install_network
 
-                _install_network(self.ledger, self.network)
+                install_network(self.ledger, self.network)
             self.journal = PaymentJournal(self.config.journal)
             self.view = NetworkView(self.network, self.rates)
             self.engine = PaymentEngine(
