@@ -76,7 +76,7 @@ def test_apply_results_errors_and_export(tmp_path):
         {"transfers": [{"id": "abc"}]},
         {"payments": []},
         transfers,
-        {"transfers": [{"id": "-4", "debit_account": "1", "credit_account": "2", "amount": 1}]},
+        {"transfers": [{"id": "0", "debit_account": "1", "credit_account": "2", "amount": 1}]},
     )
     assert out[0] == {"results": [{"index": i, "result": "ok"} for i in range(3)]}
     assert out[1]["error"].startswith("not JSON") and out[1]["line"] == 2

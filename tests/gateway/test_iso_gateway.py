@@ -49,13 +49,22 @@ def validate(tmp_path, xml: str) -> str:
 
 
 def test_sco_payment_message_settles_and_resubmission_is_idempotent(db, tmp_path):
-    first = cli("iso", "submit", str(EXAMPLE), "--db", str(db))
+    first = cli("iso", "submit", str(EXAMPLE), "--as", "HSBKKZKX", "--db", str(db))
     assert first.returncode == 0, first.stderr
-    assert statuses(first.stdout) == [("ACSC", None), ("ACSC", None), ("PDNG", "AM04")]
+    # The third asks for more KZT than the network holds: no payer could ever fund it (AM02).
+    assert statuses(first.stdout) == [("ACSC", None), ("ACSC", None), ("RJCT", "AM02")]
     assert validate(tmp_path, first.stdout) == "valid: pacs.002.001.10"
     before = cli("export", "--db", str(db), "accounts").stdout
     again = cli(
-        "iso", "submit", str(EXAMPLE), "--db", str(db), "--out", str(tmp_path / "again.xml")
+        "iso",
+        "submit",
+        str(EXAMPLE),
+        "--as",
+        "HSBKKZKX",
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "again.xml"),
     )
     assert again.returncode == 0 and again.stdout == ""
     assert statuses((tmp_path / "again.xml").read_text()) == statuses(first.stdout)
@@ -93,7 +102,9 @@ def test_every_shared_payment_sample_gets_a_valid_status_report(engine, sample):
     from sco_settle.messaging.iso20022 import open_message
 
     now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
-    reply = submit_message(sample.read_bytes(), engine, now=now, sender_bic="PBOCCNBJ")
+    reply = submit_message(
+        sample.read_bytes(), engine, now=now, sender_bic="PBOCCNBJ", caller_bic=None
+    )
     version = re.search(r"(pacs\.\d{3}\.\d{3}\.\d{2})", sample.parent.name).group(1)
     expected = (
         "pacs.002.001.14"
@@ -116,6 +127,7 @@ def test_every_shared_payment_sample_gets_a_valid_status_report(engine, sample):
             "RC04",
             "CH20",
             "AM12",
+            "DUPL",  # Samples reusing an earlier sample's instruction id with other content.
         }
     else:
         assert "<GrpSts>RJCT</GrpSts>" in text
@@ -131,25 +143,28 @@ def test_unreadable_messages_get_rjct_ff01(db, tmp_path):
         EXAMPLE.read_text().replace("<NbOfTxs>3</NbOfTxs>", "<NbOfTxs>three</NbOfTxs>")
     )
     for path in (xxe, broken):
-        result = cli("iso", "submit", str(path), "--db", str(db))
+        result = cli("iso", "submit", str(path), "--as", "HSBKKZKX", "--db", str(db))
         assert result.returncode == 0, result.stderr
         assert "<GrpSts>RJCT</GrpSts>" in result.stdout and "<Cd>FF01</Cd>" in result.stdout
         assert "root:" not in result.stdout  # Nothing of /etc/passwd leaks.
         validate(tmp_path, result.stdout)
     assert (
         "<OrgnlMsgId>SCOSAMPLE20261125001</OrgnlMsgId>"
-        in cli("iso", "submit", str(broken), "--db", str(db)).stdout
+        in cli("iso", "submit", str(broken), "--as", "HSBKKZKX", "--db", str(db)).stdout
     )
 
 
 def test_no_report_possible_exits_2(db, tmp_path):
-    assert cli("iso", "submit", str(tmp_path / "missing.xml"), "--db", str(db)).returncode == 2
+    missing = tmp_path / "missing.xml"
+    assert cli("iso", "submit", str(missing), "--as", "HSBKKZKX", "--db", str(db)).returncode == 2
     empty = tmp_path / "empty.db"
     from sco_settle.ledger import Ledger
     from sco_settle.storage import SqliteStore
 
     Ledger(SqliteStore(empty)).close()
-    assert cli("iso", "submit", str(EXAMPLE), "--db", str(empty)).returncode == 2
+    assert (
+        cli("iso", "submit", str(EXAMPLE), "--as", "HSBKKZKX", "--db", str(empty)).returncode == 2
+    )
 
 
 def test_statement_agrees_with_the_ledger(db, tmp_path):
@@ -195,7 +210,9 @@ def test_pacs004_return_moves_the_money_back_once(engine):
 
     before = (posted(debtor), posted(creditor))
     assert statuses(
-        submit_message(EXAMPLE.read_bytes(), engine, now=now, sender_bic="PBOCCNBJ").decode()
+        submit_message(
+            EXAMPLE.read_bytes(), engine, now=now, sender_bic="PBOCCNBJ", caller_bic="HSBKKZKX"
+        ).decode()
     )[1] == ("ACSC", None)
     paid = (posted(debtor), posted(creditor))
     # Item 1 (1,000,000 KZT to China) and item 2 (5,000,000 KZT domestic) both settled.
@@ -206,13 +223,84 @@ def test_pacs004_return_moves_the_money_back_once(engine):
             original, domestic, message_id="RTN-KCJB-0001", created_at=now, reason_code="AC04"
         )
     )
-    reply = submit_message(pacs004, engine, now=now, sender_bic="PBOCCNBJ").decode()
+    reply = submit_message(
+        pacs004, engine, now=now, sender_bic="PBOCCNBJ", caller_bic="KCJBKZKX"
+    ).decode()
     assert statuses(reply) == [("ACSC", None)]
     returned = (paid[0] + 5_000_000_00, before[1])
     assert (posted(debtor), posted(creditor)) == returned
     outcome = engine.outcome(f"HSBKKZKX:{domestic.uetr}")
     assert outcome.status.value == "returned"
-    again = submit_message(pacs004, engine, now=now, sender_bic="PBOCCNBJ").decode()
+    again = submit_message(
+        pacs004, engine, now=now, sender_bic="PBOCCNBJ", caller_bic="KCJBKZKX"
+    ).decode()
     assert statuses(again) == [("ACSC", None)]
     assert (posted(debtor), posted(creditor)) == returned  # Returned once only.
     engine.ledger.state.check_totals()
+
+
+def test_forged_returns_are_refused_and_move_nothing(tmp_path):
+    """Security review C1: the payer, or a bank party to nothing, sends a pacs.004 for a settled
+    payment (naming the payee as returner, or itself). Only the authenticated creditor agent
+    may return a payment; every forged return is RJCT and no money moves."""
+    from sco_settle.gateway.iso import submit_message
+    from sco_settle.ledger import Ledger
+    from sco_settle.messaging.iso20022 import read_message, return_for, write_message
+    from sco_settle.network import load_network
+    from sco_settle.network.install import install_network
+    from sco_settle.payments.engine import PaymentEngine
+    from sco_settle.payments.journal import PaymentJournal
+    from sco_settle.payments.network_view import NetworkView, load_rates
+    from sco_settle.storage import SqliteStore
+
+    path = tmp_path / "forged.db"
+    network = load_network("sco")
+    ledger = Ledger(SqliteStore(path))
+    install_network(ledger, network)
+    engine = PaymentEngine(ledger, NetworkView(network, load_rates()), PaymentJournal(path))
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+
+    def send(data: bytes, caller: str) -> list:
+        return statuses(
+            submit_message(data, engine, now=now, sender_bic="PBOCCNBJ", caller_bic=caller).decode()
+        )
+
+    assert send(EXAMPLE.read_bytes(), "HSBKKZKX")[1] == ("ACSC", None)
+    original = read_message(EXAMPLE.read_bytes())
+    domestic = original.items[1]
+    genuine = write_message(
+        return_for(original, domestic, message_id="RTN-1", created_at=now, reason_code="AC04")
+    )
+    assert b"<InstgAgt><FinInstnId><BICFI>KCJBKZKX" in genuine
+    naming_self = {
+        bic: genuine.replace(
+            b"<InstgAgt><FinInstnId><BICFI>KCJBKZKX", b"<InstgAgt><FinInstnId><BICFI>" + bic
+        )
+        for bic in (b"HSBKKZKX", b"BKCHCNBJ")
+    }
+    before = sorted((s.id, s.balance_tuple()) for s in engine.ledger.accounts())
+    # The debtor sends the genuine message (naming the payee as returner) with its own authority.
+    assert send(genuine, "HSBKKZKX")[0][0] == "RJCT"
+    assert send(genuine, "HSBKKZKX")[0][1] == "AG01"
+    # The debtor, and a bank party to nothing, name themselves as returner: not found for them.
+    assert send(naming_self[b"HSBKKZKX"], "HSBKKZKX") == [("RJCT", "NARR")]
+    assert send(naming_self[b"BKCHCNBJ"], "BKCHCNBJ") == [("RJCT", "NARR")]
+    assert sorted((s.id, s.balance_tuple()) for s in engine.ledger.accounts()) == before
+    assert engine.outcome(f"HSBKKZKX:{domestic.uetr}").status.value == "settled"
+    # The creditor agent itself may.
+    assert send(genuine, "KCJBKZKX") == [("ACSC", None)]
+    ledger.close()
+
+
+def test_cli_submits_only_with_the_authority_of_the_named_sender(db, tmp_path):
+    """The CLI no longer acts as the central bank on everyone's behalf: ``--as`` is required,
+    and a participant named there moves only its own payments (RJCT AG01 for the others)."""
+    missing = cli("iso", "submit", str(EXAMPLE), "--db", str(db))
+    assert missing.returncode == 2 and "--as" in missing.stderr
+    unknown = cli("iso", "submit", str(EXAMPLE), "--as", "NOTABANK", "--db", str(db))
+    assert unknown.returncode == 2 and "not a participant" in unknown.stderr
+    before = cli("export", "--db", str(db), "accounts").stdout
+    other = cli("iso", "submit", str(EXAMPLE), "--as", "KCJBKZKX", "--db", str(db))
+    assert other.returncode == 0, other.stderr
+    assert statuses(other.stdout) == [("RJCT", "AG01")] * 3
+    assert cli("export", "--db", str(db), "accounts").stdout == before

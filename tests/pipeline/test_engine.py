@@ -89,14 +89,15 @@ def test_resubmission_returns_the_first_outcome_and_moves_nothing(make_engine):
     first = engine.submit(payment)
     before = balance(engine, f"settlement:{KZ_A}:KZT")
     again = engine.submit(payment)
-    changed = engine.submit(pay("dup", KZ_A, KZ_B, 1))  # Same id, other content: first outcome.
+    changed = engine.submit(pay("dup", KZ_A, KZ_B, 1))  # Same id, other content: DUPL.
     assert first.status is PaymentStatus.SETTLED and not first.duplicate
     assert (
         again.duplicate
         and again.status is first.status
         and again.transfer_ids == first.transfer_ids
     )
-    assert changed.duplicate and changed.transfer_ids == first.transfer_ids
+    assert changed.status is PaymentStatus.REJECTED and changed.reason is Reason.DUPL
+    assert changed.transfer_ids == () and engine.outcome("dup") == first
     assert balance(engine, f"settlement:{KZ_A}:KZT") == before
 
 
@@ -249,16 +250,19 @@ def test_return_reverses_the_chain_once_and_only_for_the_creditor_agent(make_eng
     }
     paid = engine.submit(pay("ret1", KZ_A, CN_A, 2_000_000_00, "KZT", "CNY"))
     assert paid.status is PaymentStatus.SETTLED
-    with pytest.raises(PaymentRejected) as wrong:
-        engine.return_payment("ret1", returned_by=KZ_B, reason="AC04")
-    assert wrong.value.reason is Reason.AG01
+    for intruder in (KZ_B, KZ_A):  # A third party, and the debtor itself.
+        with pytest.raises(PaymentRejected) as wrong:
+            engine.return_payment("ret1", returned_by=intruder, reason="AC04")
+        # For anyone but the creditor agent the payment does not exist: no existence oracle.
+        assert wrong.value.reason is Reason.NARR and "not found" in wrong.value.text
     returned = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
     assert returned.status is PaymentStatus.RETURNED
     # Every leg reversed: the debtor has its KZT back, the swap line is repaid.
     assert {k: balance(engine, k) for k in before} == before
     again = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
     assert again.duplicate and {k: balance(engine, k) for k in before} == before
-    queued = engine.submit(pay("ret2", KZ_A, KZ_B, 10**18))
+    short = balance(engine, f"settlement:{KZ_A}:KZT") + 1
+    queued = engine.submit(pay("ret2", KZ_A, KZ_B, short))
     assert queued.status is PaymentStatus.QUEUED
     with pytest.raises(PaymentRejected):
         engine.return_payment("ret2", returned_by=KZ_B, reason="AC04")

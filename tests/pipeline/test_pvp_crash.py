@@ -86,3 +86,25 @@ def test_payment_chains_are_whole_after_sigkill(tmp_path):
         acknowledged = {f"crash-{n}" for n in done}
         assert acknowledged <= chains.keys(), "an acknowledged payment is missing from the ledger"
     assert len(chains) > KILLS
+    # Security review M4 / issue 8 #3: a kill between the ledger commit and the payment record
+    # left money moved with no record. At start the engine settles every such payment from the
+    # ledger (its intent was durable first), so records and ledger reconcile both ways.
+    from sco_settle.ledger import Ledger
+    from sco_settle.network import load_network
+    from sco_settle.payments.engine import PaymentEngine
+    from sco_settle.payments.journal import PaymentJournal
+    from sco_settle.payments.network_view import NetworkView, load_rates
+
+    ledger = Ledger(SqliteStore(db))
+    journal = PaymentJournal(str(db) + ".payments")
+    try:
+        engine = PaymentEngine(ledger, NetworkView(load_network("sco"), load_rates()), journal)
+        assert not engine.recovered.foreign, engine.recovered.foreign
+        audit = engine.audit()
+        assert audit.ok, audit.findings[:5]
+        assert not journal.intents()
+        settled = {p.payment_id for p, o in journal.records() if o.status.value == "settled"}
+        assert settled == chains.keys()  # Every chain has its record, every record its chain.
+    finally:
+        ledger.close()
+        journal.close()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import time
+from contextlib import contextmanager
 
 import pytest
 
 from sco_settle.network import load_network
 from sco_settle.server.app import openapi_document
 from sco_settle.server.auth import sign
-from sco_settle.server.keys import Role, holder_problem
+from sco_settle.server.config import parse_database_url
+from sco_settle.server.db import StateDb
+from sco_settle.server.keys import KeyStore, Role, holder_problem
 from tests.server.conftest import cli
 
 SAMPLE_PARAMETERS = {
@@ -142,6 +146,99 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(live):
         )
         latest = {"Authorization": f"Bearer {again.api_key}"}
         assert http.get("/v1/accounts", headers=latest).status_code == 200
+
+
+def test_a_key_is_rotated_once(live):
+    operator = live.key("PBOCCNBJ", Role.NETWORK_OPERATOR)
+    old = live.key("ICBKCNBJSJG")
+    path = f"/v1/keys/{old.record.key_id}/rotate"
+    with live.client(operator) as admin:
+        first = admin.post(path, json={"grace_seconds": 60}, headers={"Idempotency-Key": "once-1"})
+        assert first.status_code == 201, first.text
+        again = admin.post(path, json={"grace_seconds": 60}, headers={"Idempotency-Key": "once-2"})
+        assert again.status_code == 409, again.text
+        assert again.json()["code"] == "key_already_rotated"
+        successor = first.json()["key"]["key_id"]
+        # The successor names its predecessor, and the predecessor only the one successor.
+        listed = {key["key_id"]: key for key in admin.get("/v1/keys?limit=1000").json()["items"]}
+        assert listed[old.record.key_id]["rotated_to"] == successor
+        assert [k for k, v in listed.items() if v["rotated_from"] == old.record.key_id] == [
+            successor
+        ]
+    from sco_settle.server.keys import KeyAlreadyRotatedError
+
+    with pytest.raises(KeyAlreadyRotatedError):
+        live.keys().rotate(old.record.key_id)
+    assert cli("keys", "rotate", old.record.key_id, "--db", live.db).returncode != 0
+
+
+@contextmanager
+def crash_at_statement(state: StateDb, number: int):
+    """Make the ``number``-th statement written through ``state`` raise ``SystemExit`` (a crash
+    of the process: its open transaction is rolled back), whichever transaction it is in."""
+    real = state.transaction
+    written = itertools.count(1)
+
+    @contextmanager
+    def crashing(**options):
+        with real(**options) as execute:
+
+            def statement(sql, params=()):
+                if next(written) == number:
+                    raise SystemExit(f"crash before statement {number}: {sql}")
+                return execute(sql, params)
+
+            yield statement
+
+    state.transaction = crashing  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del state.transaction
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_rotation_is_all_or_nothing_under_a_crash_at_any_point(request, tmp_path, store):
+    """L2: rotation was two transactions; a crash between them left the old key valid forever
+    (its expiry cleared, even one set by an earlier rotation)."""
+    if store == "sqlite":
+        database = parse_database_url(f"sqlite:///{tmp_path}/keys.db")
+    else:
+        schema = request.getfixturevalue("pg_schema")
+        database = parse_database_url(request.getfixturevalue("postgres_dsn"), schema=schema)
+    state = StateDb(database)
+    keys = KeyStore(state)
+    now = 1_800_000_000
+    try:
+        for number in itertools.count(1):
+            assert number < 20
+            old = keys.create("BKCHCNBJ", Role.PARTICIPANT, now=now).record.key_id
+            with state.transaction() as execute:  # An expiry it already had (say, by an operator).
+                execute("UPDATE api_keys SET expires_at = ? WHERE key_id = ?", (now + 600, old))
+            before = keys.get(old)
+            with crash_at_statement(state, number):
+                try:
+                    keys.rotate(old, grace_seconds=3600, now=now)
+                    crashed = False
+                except SystemExit:
+                    crashed = True
+            after = keys.get(old)
+            successors = [key for key in keys.list(limit=1000) if key.rotated_from == old]
+            if not successors:
+                assert crashed and after == before, number
+            else:
+                [successor] = successors
+                assert after.rotated_to == successor.key_id, number
+                assert after.expires_at == now + 600, number  # The earlier expiry, not later.
+                assert successor.expires_at is None
+            if not crashed:
+                break
+        # Without a crash: the grace period, when it ends first.
+        old = keys.create("BKCHCNBJ", Role.PARTICIPANT, now=now).record.key_id
+        successor = keys.rotate(old, grace_seconds=60, now=now).record.key_id
+        assert keys.get(old).expires_at == now + 60 and keys.get(old).rotated_to == successor
+    finally:
+        state.close()
 
 
 def test_keys_cli_create_list_rotate(live):

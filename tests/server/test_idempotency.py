@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 import pytest
 
 from sco_settle.server.config import parse_database_url
 from sco_settle.server.db import StateDb
 from sco_settle.server.errors import ApiError
-from sco_settle.server.idempotency import IdempotencyStore
+from sco_settle.server.idempotency import IdempotencyStore, StoredResponse
 from tests.server.test_isolation import pacs_008
 
 BANK, OTHER = "XIHCCNB2", "BOXJCNU0"
@@ -175,3 +176,151 @@ def test_a_running_request_holds_its_key(tmp_path):
         assert store.begin("participant:X", "k", "f1") is None
     finally:
         state.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        database = parse_database_url(f"sqlite:///{tmp_path}/api.db")
+    else:
+        schema = request.getfixturevalue("pg_schema")
+        database = parse_database_url(request.getfixturevalue("postgres_dsn"), schema=schema)
+    state = StateDb(database)
+    try:
+        yield IdempotencyStore(state, 3600)
+    finally:
+        state.close()
+
+
+FIRST = StoredResponse("f1", 200, "application/json", b'{"results":["ok"]}')
+SECOND = StoredResponse("f1", 200, "application/json", b'{"results":["exists"]}')
+
+
+def test_a_key_never_runs_twice_when_the_first_request_ends_during_the_claim(store, monkeypatch):
+    """M5, made deterministic: request A finishes (saves its answer and releases its key) right
+    after request B read the stored records (none yet) and before B looked at the running keys.
+    B must replay A's answer or be told A is running; it must never run the operation again."""
+    scope, key = "participant:X", "race-1"
+    assert store.begin(scope, key, "f1") is None  # A claims the key and runs.
+    read = store.db.execute
+    finished = []
+
+    def read_then_let_a_finish(statement, params=()):
+        rows = read(statement, params)
+        if "api_idempotency" in statement and not finished:
+            finished.append(True)
+            store.save([(scope, key, FIRST)])  # A's answer, then A gives its key back.
+            store.release(scope, key)
+        return rows
+
+    monkeypatch.setattr(store.db, "execute", read_then_let_a_finish)
+    try:
+        claimed = store.begin(scope, key, "f1")  # B
+    except ApiError as error:
+        assert error.code == "idempotency_request_in_progress"
+    else:
+        assert claimed == FIRST, "the same Idempotency-Key ran twice"
+    monkeypatch.undo()
+    if not finished:  # B was refused while A ran; A finishes now.
+        store.save([(scope, key, FIRST)])
+        store.release(scope, key)
+    assert store.begin(scope, key, "f1") == FIRST
+
+
+def test_concurrent_claims_of_one_key_let_exactly_one_run(store):
+    scope, key = "participant:X", "race-2"
+    barrier = threading.Barrier(8)
+    outcomes = []
+
+    def claim():
+        barrier.wait()
+        try:
+            outcomes.append(store.begin(scope, key, "f1"))
+        except ApiError as error:
+            outcomes.append(error.code)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(None) == 1
+    assert outcomes.count("idempotency_request_in_progress") == 7
+
+
+def test_saving_never_replaces_the_first_answer(store):
+    scope, key = "participant:X", "first-wins"
+    store.save([(scope, key, FIRST)])
+    store.save([(scope, key, SECOND)])  # A second run (it must not happen; if it does) ...
+    assert store.begin(scope, key, "f1") == FIRST  # ... does not change the stored answer.
+    with store.db.transaction() as execute:  # Expired (older than the TTL, not pruned yet) ...
+        execute("UPDATE api_idempotency SET created_at = 0 WHERE idempotency_key = ?", (key,))
+    assert store.begin(scope, key, "f1") is None
+    store.save([(scope, key, SECOND)])  # ... the next request's answer replaces it.
+    store.release(scope, key)
+    assert store.begin(scope, key, "f1") == SECOND
+
+
+def test_a_framing_error_is_not_kept_under_the_key(live, bank):
+    """L3: a pacs.008 first sent as text/plain got 415, stored; the corrected retry with the same
+    key replayed 415 for 24 h. Same for a body that is not JSON (400)."""
+    issued, own, other = bank
+    message = pacs_008(BANK, OTHER)
+    with live.client(issued) as http:
+        wrong = http.post(
+            "/v1/iso20022/messages",
+            content=message,
+            headers={"Idempotency-Key": "framing-1", "Content-Type": "text/plain"},
+        )
+        assert wrong.status_code == 415, wrong.text
+        right = http.post(
+            "/v1/iso20022/messages",
+            content=message,
+            headers={"Idempotency-Key": "framing-1", "Content-Type": "application/xml"},
+        )
+        assert right.status_code == 200, right.text
+        assert "Idempotency-Replayed" not in right.headers
+        broken = http.post(
+            "/v1/transfer-batches",
+            content=b'{"transfers": [',
+            headers={"Idempotency-Key": "framing-2", "Content-Type": "application/json"},
+        )
+        assert broken.status_code == 400, broken.text
+        transfer = {
+            "id": str(secrets.randbits(100)),
+            "debit_account": own,
+            "credit_account": other,
+            "amount": 1,
+        }
+        fixed = http.post(
+            "/v1/transfer-batches",
+            json={"transfers": [transfer]},
+            headers={"Idempotency-Key": "framing-2"},
+        )
+        assert fixed.status_code == 200, fixed.text
+        assert fixed.json()["results"][0]["result"] == "ok"
+
+
+def test_the_fingerprint_covers_the_content_type(live, bank):
+    issued = bank[0]
+    message = pacs_008(BANK, OTHER)
+    with live.client(issued) as http:
+        first = http.post(
+            "/v1/iso20022/messages",
+            content=message,
+            headers={"Idempotency-Key": "media-1", "Content-Type": "application/xml"},
+        )
+        assert first.status_code == 200, first.text
+        same = http.post(
+            "/v1/iso20022/messages",
+            content=message,
+            headers={"Idempotency-Key": "media-1", "Content-Type": "Application/XML"},
+        )
+        assert same.headers["Idempotency-Replayed"] == "true"  # Case does not matter ...
+        other = http.post(
+            "/v1/iso20022/messages",
+            content=message,
+            headers={"Idempotency-Key": "media-1", "Content-Type": "text/plain"},
+        )
+    assert other.status_code == 409, other.text  # ... but another media type is another request.
+    assert other.json()["code"] == "idempotency_key_reused"

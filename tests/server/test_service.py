@@ -70,7 +70,10 @@ def test_a_pending_transfer_is_judged_by_the_one_the_ledger_will_resolve(tmp_pat
     reusing its id."""
     writer = service(tmp_path)
     mine, theirs = 11, 22
-    writer.published.by_participant = {"AAAACNBJ": (mine,), "BBBBCNBJ": (theirs,)}
+    writer.published.debitable_by_participant = {
+        "AAAACNBJ": frozenset({mine}),
+        "BBBBCNBJ": frozenset({theirs}),
+    }
     stored = {500: Transfer(500, theirs, mine, 5, PENDING)}
     writer.ledger = SimpleNamespace(
         store=SimpleNamespace(get_transfers=lambda ids: {i: stored[i] for i in ids if i in stored})

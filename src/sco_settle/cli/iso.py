@@ -65,8 +65,19 @@ def _engine(db: Path, network_name: str):  # type: ignore[no-untyped-def]
 
 @iso_app.command("submit")
 def submit(
-    file: Annotated[Path, typer.Argument(dir_okay=False, help="pacs.008 / pacs.009 message")],
+    file: Annotated[
+        Path, typer.Argument(dir_okay=False, help="pacs.008 / pacs.009 / pacs.004 message")
+    ],
     db: Annotated[Path, typer.Option("--db", help="SQLite database (sco-settle init).")],
+    sender: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="BIC of the participant sending the message. Its credit transfers are carried"
+            " out only where it is the debtor agent, its returns only where it is the original"
+            " payment's creditor agent; other transactions are answered RJCT AG01.",
+        ),
+    ],
     out: Annotated[Path | None, typer.Option("--out", help="Write the pacs.002 here.")] = None,
     network: Annotated[str, typer.Option(help="Network the database was created with.")] = "sco",
 ) -> None:
@@ -87,12 +98,16 @@ def submit(
         raise typer.Exit(code=2) from None
     engine, _ = _engine(db, network)
     try:
+        if sender.upper() not in engine.view.network.participants_by_bic:
+            typer.echo(f"sco-settle: --as {sender!r} is not a participant of the network", err=True)
+            raise typer.Exit(code=2)
         operator_bic = engine.view.network.currency_settlement_agent("CNY")
         report = submit_message(
             data,
             engine,
             now=dt.datetime.now(dt.UTC).replace(microsecond=0),
             sender_bic=operator_bic,
+            caller_bic=sender.upper(),
         )
     finally:
         engine.ledger.close()

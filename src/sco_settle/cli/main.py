@@ -165,10 +165,13 @@ def balances(
 
 @app.command()
 def verify(db: DbOption) -> None:
-    """Recompute every balance from the journal and check every invariant."""
+    """Recompute every balance from the journal and check every invariant; then reconcile the
+    payment records with the ledger (every settled payment's legs exist, are posted and carry
+    its amounts; every payment chain in the ledger has its record)."""
     store = _open_readonly(db)
     try:
         report = verify_store(store)
+        payments = _audit_payments(db, store) if report.ok else None
     finally:
         store.close()
     if not report.ok:
@@ -179,6 +182,53 @@ def verify(db: DbOption) -> None:
         f" {report.resolutions} pending resolutions; debits = credits in"
         f" {len(report.currencies)} currencies"
     )
+    if payments is None:
+        return
+    for finding in payments.findings or []:
+        console.print(f"  payment {finding.payment_id or '(none)'}: {finding.problem}")
+    if not payments.ok:
+        _error(
+            f"verify: FAILED: {len(payments.findings or [])} payment records disagree with"
+            " the ledger (listed above)"
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"verify: OK: {payments.payments} payment records reconcile with the ledger"
+        f" ({payments.settled} settled, {payments.returned} returned,"
+        f" {payments.intents} in flight, settled from the ledger at the next start)"
+    )
+
+
+def _audit_payments(db: Path, store: SqliteStore):  # type: ignore[no-untyped-def]
+    """The payment audit, when the database holds payment records (None otherwise)."""
+    import sqlite3
+
+    from sco_settle.payments import recovery
+    from sco_settle.payments.journal import PaymentJournal
+
+    try:
+        journal = PaymentJournal(db, readonly=True)
+    except sqlite3.Error:
+        return None
+    try:
+        journal.connection.execute("SELECT 1 FROM payments LIMIT 1").fetchall()
+        intents = len(journal.intents())
+    except sqlite3.Error:
+        journal.close()
+        return None  # A ledger with no payment records (``init`` + ``apply`` only).
+    try:
+        index = recovery.holder_index(
+            (stored.account.ref, stored.account.id) for stored in store.load_accounts()
+        )
+        return recovery.audit(
+            journal.records(),
+            intents,
+            store.get_transfers,
+            store.iter_transfers(),
+            lambda payment: recovery.parties(index, payment),
+        )
+    finally:
+        journal.close()
 
 
 @app.command()

@@ -8,6 +8,10 @@ can never collide with a real id.
 from __future__ import annotations
 
 ID_MAX = 2**128 - 1
+# Transfer ids from ENGINE_ID_MIN up are written only by the payment engine (payment legs,
+# returns, LSM and netting chains): no client, whatever its role, may create, post or void a
+# transfer in that range, so a payment's legs can neither be squatted nor probed for existence.
+ENGINE_ID_MIN = 2**127
 
 
 class IdError(ValueError):
@@ -32,6 +36,11 @@ def parse_id(value: object, *, field: str = "id") -> int:
     if number <= 0 or number >= ID_MAX:
         raise IdError(f"{field} {value!r} is outside 1 .. 2**128-2")
     return number
+
+
+def is_engine_id(number: int) -> bool:
+    """True for ids in the payment engine's reserved range (see ``ENGINE_ID_MIN``)."""
+    return ENGINE_ID_MIN <= number < ID_MAX
 
 
 def id_to_bytes(number: int) -> bytes:

@@ -55,6 +55,29 @@ class Transfer(NamedTuple):
     currency: str = ""
 
 
+class TextError(ValueError):
+    """A text field (a transfer's ``ref``) that a store cannot keep."""
+
+
+def check_text(text: str, *, field: str = "ref") -> str:
+    """Return ``text`` if every store can keep it, else raise ``TextError``.
+
+    Stores write text as UTF-8, so a lone UTF-16 surrogate (``"\\ud800"``, which JSON and Python
+    strings allow) cannot be stored, and PostgreSQL text cannot hold NUL. Such a string must be
+    refused where it enters (the JSON-lines codec, the API), never reach a commit: a failed commit
+    stops the ledger. Length is not checked here: over ``REF_LENGTH_MAX`` the ledger answers
+    ``ref_too_long``.
+    """
+    if "\x00" in text:
+        raise TextError(f"{field} contains NUL")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TextError(f"{field} is not valid Unicode (a lone surrogate)") from None
+    return text
+
+
 class PendingStatus(enum.IntEnum):
     PENDING = 1
     POSTED = 2

@@ -58,13 +58,13 @@ _VOID = int(TransferFlags.VOID_PENDING)
 _PENDING = int(TransferFlags.PENDING)
 
 
-def _bic(agent: Agent | None) -> str | None:
+def agent_bic(agent: Agent | None) -> str | None:
     return agent.bicfi if agent is not None and agent.bicfi else None
 
 
 def payment_from_credit_transfer(item: CreditTransfer) -> Payment:
-    debtor_agent = _bic(item.debtor_agent) or _bic(item.instructing_agent) or ""
-    creditor_agent = _bic(item.creditor_agent) or _bic(item.instructed_agent) or ""
+    debtor_agent = agent_bic(item.debtor_agent) or agent_bic(item.instructing_agent) or ""
+    creditor_agent = agent_bic(item.creditor_agent) or agent_bic(item.instructed_agent) or ""
     if isinstance(item.debtor, Agent):  # pacs.009: the financial institutions themselves.
         debtor_agent = item.debtor.bicfi or debtor_agent
     if isinstance(item.creditor, Agent):
@@ -101,20 +101,34 @@ def _party(party: object, account: object) -> Party:
 
 
 def submit_message(
-    data: bytes, engine: PaymentEngine, *, now: dt.datetime, sender_bic: str
+    data: bytes,
+    engine: PaymentEngine,
+    *,
+    now: dt.datetime,
+    sender_bic: str,
+    caller_bic: str | None,
 ) -> bytes:
-    """Run one message through the pipeline; return the pacs.002 that answers it."""
+    """Run one message through the pipeline; return the pacs.002 that answers it.
+
+    ``caller_bic`` is the *authenticated* participant the message comes from (an API key's, or
+    the CLI's ``--as``): a credit transfer is processed only where it is the debtor agent, a
+    return only where it is the original payment's creditor agent; every other transaction is
+    answered RJCT AG01 and moves nothing. The message's own agent fields never grant authority.
+    ``None`` trusts the message's agents (a test harness replaying third-party samples).
+    ``sender_bic`` is the network's BIC, the instructing agent of the pacs.002 reply."""
     message_id = _reply_id(data, now)
     try:
         message = read_message(data)
     except MessageRejectedError as error:
         return write_status_report(_group_rejection(data, error, message_id, now))
     if isinstance(message, PaymentReturnMessage):
-        return write_status_report(_return_report(message, engine, message_id, now, sender_bic))
+        return write_status_report(
+            _return_report(message, engine, message_id, now, sender_bic, caller_bic)
+        )
     if not isinstance(message, CreditTransferMessage):
         error = MessageRejectedError(f"{message.definition} is not a payment instruction")
         return write_status_report(_group_rejection(data, error, message_id, now))
-    report = _status_report(message, engine, message_id, now, sender_bic)
+    report = _status_report(message, engine, message_id, now, sender_bic, caller_bic)
     return write_status_report(report)
 
 
@@ -124,13 +138,14 @@ def _return_report(
     message_id: str,
     now: dt.datetime,
     sender_bic: str,
+    caller_bic: str | None,
 ) -> StatusReport:
     """Each pacs.004 transaction returns the original payment it names (found by the original
     debtor agent and UETR or instruction id), moving the money back: ACSC, or RJCT with why."""
     transactions = []
     for item in message.items:
         if isinstance(item, PaymentReturn):
-            status, reasons = _return_one(item, engine)
+            status, reasons = _return_one(item, engine, caller_bic)
             ids = (
                 item.return_id,
                 item.original_end_to_end_id,
@@ -152,17 +167,22 @@ def _return_report(
     )
 
 
-def _return_one(item: PaymentReturn, engine: PaymentEngine) -> tuple[str, tuple[ReasonInfo, ...]]:
+def _return_one(
+    item: PaymentReturn, engine: PaymentEngine, caller_bic: str | None
+) -> tuple[str, tuple[ReasonInfo, ...]]:
     reference = (
         item.original_uetr
         or item.original_instruction_id
         or item.original_transaction_id
         or item.original_end_to_end_id
     )
-    returned_by = _bic(item.instructing_agent) or ""
-    candidates = [_bic(item.instructed_agent)]
+    named = agent_bic(item.instructing_agent) or ""
+    if caller_bic is not None and named != caller_bic:
+        return _forbidden(f"the returning agent must be the sender {caller_bic}")
+    returned_by = caller_bic if caller_bic is not None else named
+    candidates = [agent_bic(item.instructed_agent)]
     if item.chain is not None:
-        candidates += [_bic(item.chain.debtor_agent), _bic(item.chain.creditor_agent)]
+        candidates += [agent_bic(item.chain.debtor_agent), agent_bic(item.chain.creditor_agent)]
     reason = item.reasons[0].code if item.reasons and item.reasons[0].code else "NARR"
     for debtor_agent in dict.fromkeys(c for c in candidates if c):
         payment_id = f"{debtor_agent}:{reference}"
@@ -187,20 +207,29 @@ def _status_report(
     message_id: str,
     now: dt.datetime,
     sender_bic: str,
+    caller_bic: str | None,
 ) -> StatusReport:
-    accepted = [
-        (index, item)
+    payments = {
+        index: payment_from_credit_transfer(item)
         for index, item in enumerate(message.items)
         if isinstance(item, CreditTransfer)
-    ]
+    }
+    foreign = {
+        index
+        for index, payment in payments.items()
+        if caller_bic is not None and payment.debtor_agent != caller_bic
+    }
+    accepted = [(index, payment) for index, payment in payments.items() if index not in foreign]
     outcomes: dict[int, PaymentOutcome] = {}
     if message.group_rejection is None and accepted:
-        results = engine.submit_many([payment_from_credit_transfer(item) for _, item in accepted])
+        results = engine.submit_many([payment for _, payment in accepted])
         outcomes = {index: outcome for (index, _), outcome in zip(accepted, results, strict=True)}
     transactions = []
     for index, item in enumerate(message.items):
         ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
-        if isinstance(item, CreditTransfer) and index in outcomes:
+        if index in foreign:
+            status, reasons = _forbidden(f"the debtor agent must be the sender {caller_bic}")
+        elif isinstance(item, CreditTransfer) and index in outcomes:
             status, reasons = _status_of(outcomes[index])
         elif isinstance(item, CreditTransfer):
             status, reasons = "RJCT", (ReasonInfo(code=message.group_rejection.reason),)  # type: ignore[union-attr]
@@ -234,6 +263,10 @@ def _status_report(
         original_groups=groups,
         transactions=tuple(transactions),
     )
+
+
+def _forbidden(text: str) -> tuple[str, tuple[ReasonInfo, ...]]:
+    return "RJCT", (ReasonInfo(code="AG01", additional_info=split_additional_info(text)),)
 
 
 def _transaction_status(

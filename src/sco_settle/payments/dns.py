@@ -20,6 +20,7 @@ from collections import defaultdict
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX
+from sco_settle.payments import recovery
 from sco_settle.payments.model import PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.network_view import available
 from sco_settle.payments.plan import CODE_NETTING, LINKED, transfer_id_for
@@ -45,6 +46,7 @@ def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-unty
         plans.append((queued, routes[0], chain))
     included = list(plans)
     deferred: list = []
+    chain: list[Transfer] = []
     for _ in range(SETTLE_ATTEMPTS_MAX):
         net = _net(included)
         _defer_until_feasible(engine, included, deferred, net)
@@ -54,6 +56,15 @@ def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-unty
         chain = _cycle_chain(engine, included, net)
         if not chain:
             break  # Every position nets to zero: the cycle settles without moving money.
+        # Write-ahead, as for gross payments: a crash after the ledger commit leaves intents
+        # naming the cycle's chain, so the restart records these payments settled by it.
+        engine.journal.begin(
+            [
+                (q.payment, recovery.cycle_intent(chain[0].id, chain[-1].id, route))
+                for q, route, _ in included
+            ],
+            engine.ledger.clock(),
+        )
         results = engine.ledger.create_transfers(chain)
         if all(result is TR.OK for result in results) or results[0] is TR.EXISTS:
             break
@@ -63,16 +74,21 @@ def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-unty
         deferred.extend(included)
         included = []
     report = _report(engine, included, deferred)
-    for queued, route, chain in included:
+    engine.journal.drop_intents(q.payment.payment_id for q, _, _ in deferred)
+    net_ids = (chain[0].id, chain[-1].id) if included and chain else ()
+    for queued, route, _ in included:
+        # The payment's own legs were netted, never booked: its transfers are the two ends of
+        # the net chain that settled it (none when every position netted to zero).
         outcome = PaymentOutcome(
             queued.payment.payment_id,
             PaymentStatus.SETTLED,
+            reason_text=f"{recovery.NET_CYCLE_TEXT} {report['cycle']}",
             amount_delivered_minor=route.amount_delivered_minor,
             route=tuple(str(node) for node in route.nodes),
-            transfer_ids=tuple(t.id for t in chain),
+            transfer_ids=net_ids,
             settled_at=engine.ledger.state.last_timestamp,
         )
-        events = [(PaymentStatus.SETTLED, f"settled in net cycle {report['cycle']}")]
+        events = [(PaymentStatus.SETTLED, f"{recovery.NET_CYCLE_TEXT} {report['cycle']}")]
         entries.append(engine._settled_from_queue(queued, outcome, events, "settled_in_cycles"))
     engine.stats.deferred_in_cycles += len(deferred)
     return report, entries

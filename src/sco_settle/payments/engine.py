@@ -24,7 +24,7 @@ liquidity, and settles all net positions as one linked chain through per-currenc
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -35,7 +35,7 @@ from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.network import account_id_for_key
-from sco_settle.payments import gridlock
+from sco_settle.payments import gridlock, recovery
 from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.model import (
     REASON_TEXT,
@@ -49,11 +49,13 @@ from sco_settle.payments.model import (
 from sco_settle.payments.network_view import NetworkView, Scenario, available
 from sco_settle.payments.plan import (
     CODE_LSM,
+    CODE_NETTING,
     CODE_RETURN,
     LINKED,
     PlanError,
+    lsm_ids,
     plan_route,
-    transfer_id_for,
+    return_leg_id,
 )
 from sco_settle.payments.routing import ExclusionReason, Route, RouteStatus, find_routes
 
@@ -66,6 +68,7 @@ _LIQUIDITY_REASONS = frozenset(
         ExclusionReason.EXCEEDS_SWAP_LINE_HEADROOM,
     }
 )
+_EXISTS = frozenset({TR.EXISTS, TR.EXISTS_WITH_DIFFERENT_FIELDS})
 _LIMIT_RESULTS = frozenset(
     {TR.EXCEEDS_CREDITS, TR.EXCEEDS_DEBITS, TR.OVERFLOWS_DEBITS, TR.OVERFLOWS_CREDITS},
 )
@@ -83,6 +86,9 @@ class EngineSettings:
     mode: Mode = Mode.RTGS
     queue_timeout_ns: int = 4 * 3600 * NS_PER_SECOND
     queue_max: int = 200_000
+    # One payer's share of the queue: beyond it, its own payments are refused (AM04), so no
+    # participant can fill the queue (or slow every liquidity-saving pass) for the others.
+    queue_max_per_payer: int = 5_000
     routes_max: int = 3
     hop_charge_minor: int = 0
     # DNS: largest net debit per (participant BIC, currency), minor units; absent = liquidity only.
@@ -133,6 +139,26 @@ class _Queued:
         return (0 if self.payment.priority is Priority.URGENT else 1, self.seq)
 
 
+class PaymentQueue(dict[str, _Queued]):
+    """Queued payments by payment id, counting each payer's entries (for its quota)."""
+
+    def __init__(self, items: Iterable[tuple[str, _Queued]] | dict[str, _Queued] = ()) -> None:
+        super().__init__()
+        self.by_payer: Counter[str] = Counter()
+        for payment_id, queued in dict(items).items():
+            self[payment_id] = queued
+
+    def __setitem__(self, payment_id: str, queued: _Queued) -> None:
+        if payment_id in self:
+            del self[payment_id]
+        super().__setitem__(payment_id, queued)
+        self.by_payer[queued.payment.debtor_agent] += 1
+
+    def __delitem__(self, payment_id: str) -> None:
+        self.by_payer[self[payment_id].payment.debtor_agent] -= 1
+        super().__delitem__(payment_id)
+
+
 @dataclass
 class EngineStats:
     settled_immediately: int = 0
@@ -164,7 +190,7 @@ class PaymentEngine:
         self.screen = screen
         self.scenario = scenario or Scenario()
         self.stats = EngineStats()
-        self.queue: dict[str, _Queued] = {}
+        self._queue = PaymentQueue()
         self._queue_seq = 0
         self.clearing = self._open_clearing_accounts()
         self._vostro_owners = {
@@ -175,6 +201,21 @@ class PaymentEngine:
         for payment, seq in journal.queued():
             self.queue[payment.payment_id] = _Queued(payment, seq, ledger.clock())
             self._queue_seq = max(self._queue_seq, seq)
+        self._accounts_of = recovery.holder_index(
+            (key, account.id) for key, account in view.accounts_by_key.items()
+        )
+        self._issuance_ids: dict[str, tuple[int, ...]] = _issuance_accounts(view)
+        self._credit_line_max: dict[str, int] = {}
+        # Start-up reconciliation: what a crash left unrecorded is settled from the ledger.
+        self.recovered = self.recover()
+
+    @property
+    def queue(self) -> PaymentQueue:
+        return self._queue
+
+    @queue.setter
+    def queue(self, payments: dict[str, _Queued]) -> None:
+        self._queue = payments if isinstance(payments, PaymentQueue) else PaymentQueue(payments)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -198,9 +239,9 @@ class PaymentEngine:
             if payment.payment_id in first_index:
                 duplicates.append((index, first_index[payment.payment_id]))
                 continue
-            known = self._known(payment.payment_id)
+            known = self._resubmission(payment)
             if known is not None:
-                outcomes[index] = replace(known, duplicate=True)
+                outcomes[index] = known
                 continue
             first_index[payment.payment_id] = index
             events: list[tuple[PaymentStatus, str]] = [(PaymentStatus.RECEIVED, "")]
@@ -217,6 +258,9 @@ class PaymentEngine:
                 planned.append((index, payment, events, routes, self._plan(payment, routes[0])))
             except PaymentRejected as rejection:
                 outcomes[index] = self._reject(payment, rejection.reason, rejection.text, events)
+        # Write-ahead: a chain reaches the ledger only after its payment's intent is durable, so
+        # a crash can never leave money moved without a trace of the payment (``recover``).
+        self.journal.begin([(item[1], "settle") for item in planned], self.ledger.clock())
         for group in _chain_groups(planned):
             results = self.ledger.create_transfers([t for item in group for t in item[4]])
             position = 0
@@ -284,28 +328,49 @@ class PaymentEngine:
     def outcome(self, payment_id: str) -> PaymentOutcome | None:
         return self._known(payment_id)
 
+    def _resubmission(self, payment: Payment) -> PaymentOutcome | None:
+        """The first outcome of a payment id seen before (``duplicate``); the same id with other
+        content is refused DUPL (never "settled"), and the first payment is left untouched."""
+        found = self.journal.get(payment.payment_id)
+        if found is None:
+            return None
+        first, outcome, _ = found
+        if first != payment:
+            return PaymentOutcome(
+                payment.payment_id,
+                PaymentStatus.REJECTED,
+                Reason.DUPL,
+                "payment id already used for a different payment",
+                duplicate=True,
+            )
+        return replace(outcome, duplicate=True)
+
     def return_payment(self, payment_id: str, *, returned_by: str, reason: str) -> PaymentOutcome:
         """Move a settled payment's money back (a pacs.004 return): the reverse of its chain,
-        leg by leg in reverse order, as one linked chain. Only the creditor agent may return;
-        a second return of the same payment answers the first outcome (the ids are derived)."""
+        leg by leg in reverse order, as one linked chain. ``returned_by`` is the *authenticated*
+        participant asking (never a field of the message): only the payment's creditor agent may
+        return it, and for anyone else the payment does not exist (no existence oracle). A
+        second return of the same payment answers the first outcome (the ids are derived)."""
         found = self.journal.get(payment_id)
-        if found is None:
-            raise PaymentRejected(Reason.NARR, f"no payment {payment_id!r} to return")
+        if found is None or returned_by != found[0].creditor_agent:
+            raise PaymentRejected(Reason.NARR, "original payment not found")
         payment, outcome, _ = found
-        if returned_by != payment.creditor_agent:
-            raise PaymentRejected(Reason.AG01, "only the creditor agent may return a payment")
         if outcome.status is PaymentStatus.RETURNED:
             return replace(outcome, duplicate=True)
         if outcome.status is not PaymentStatus.SETTLED:
             raise PaymentRejected(Reason.NARR, f"payment is {outcome.status.value}, not settled")
         originals = self.ledger.store.get_transfers(outcome.transfer_ids)
-        if len(originals) != len(outcome.transfer_ids):
+        if (
+            not originals
+            or len(originals) != len(outcome.transfer_ids)
+            or any(t.code == CODE_NETTING for t in originals.values())
+        ):
             # Net-settled payments have no chain of their own to reverse.
             raise PaymentRejected(Reason.AG03, "returns of net-settled payments are not supported")
         ordered = [originals[i] for i in reversed(outcome.transfer_ids)]
         chain = [
             Transfer(
-                transfer_id_for(f"payment:{payment_id}:return:{position}"),
+                return_leg_id(payment_id, position),
                 t.credit_account,
                 t.debit_account,
                 t.amount,
@@ -316,8 +381,14 @@ class PaymentEngine:
             for position, t in enumerate(ordered)
         ]
         chain[-1] = chain[-1]._replace(flags=0)
+        self.journal.begin([(payment, "return")], self.ledger.clock())
         results = self.ledger.create_transfers(chain)
-        if not all(r is TR.OK or r is TR.EXISTS for r in results):
+        if results[0] in _EXISTS and recovery.find_return(
+            payment_id, len(chain), self.ledger.store.get_transfers
+        ):  # Applied before a crash cut the record short: the ledger's chain is the truth.
+            results = [TR.OK] * len(chain)
+        if not all(r is TR.OK for r in results):
+            self.journal.drop_intents([payment_id])
             failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
             if failure in _LIMIT_RESULTS:
                 raise PaymentRejected(Reason.AM04, "the creditor side lacks funds for the return")
@@ -368,6 +439,13 @@ class PaymentEngine:
             raise PaymentRejected(Reason.AM01, f"amount {payment.amount_minor} must be positive")
         if payment.amount_minor > AMOUNT_MAX:
             raise PaymentRejected(Reason.AM02)
+        ceiling = self._fundable_ceiling(payment.currency)
+        if ceiling is not None and payment.amount_minor > ceiling:
+            raise PaymentRejected(
+                Reason.AM02,
+                f"amount exceeds all {payment.currency} in the network ({ceiling} minor units):"
+                " no payer could ever fund it",
+            )
         for role, code in (
             ("instructed", payment.currency),
             ("creditor", payment.creditor_currency),
@@ -437,7 +515,7 @@ class PaymentEngine:
         try:
             return plan_route(
                 route,
-                f"payment:{payment.payment_id}",
+                payment.payment_id,
                 self.view.account_id,
                 payment.end_to_end_id or payment.payment_id,
             )
@@ -455,11 +533,12 @@ class PaymentEngine:
         try another way), or ``PaymentRejected``."""
         nodes = tuple(str(node) for node in route.nodes)
         events.append((PaymentStatus.ROUTED, " -> ".join(nodes)))
-        if all(result is TR.OK for result in results) or results[0] in (
-            TR.EXISTS,
-            TR.EXISTS_WITH_DIFFERENT_FIELDS,
-        ):
-            # Every leg applied now, or this payment's chain was already applied before a crash.
+        if any(result in _EXISTS for result in results):
+            # The engine applied this payment id's chain before (only it writes these ids): the
+            # ledger's chain is the outcome if it carries this payment, else the id is a DUPL.
+            events.append((PaymentStatus.SETTLED, "found in the ledger"))
+            return self._settled_in_ledger(payment)
+        if all(result is TR.OK for result in results):
             events.append((PaymentStatus.SETTLED, ""))
             return PaymentOutcome(
                 payment.payment_id,
@@ -479,6 +558,12 @@ class PaymentEngine:
     def _enqueue(self, payment: Payment, events: list) -> PaymentOutcome:
         if len(self.queue) >= self.settings.queue_max:
             raise PaymentRejected(Reason.AM04, "insufficient funds and the queue is full")
+        if self.queue.by_payer[payment.debtor_agent] >= self.settings.queue_max_per_payer:
+            raise PaymentRejected(
+                Reason.AM04,
+                f"insufficient funds and {payment.debtor_agent} already has"
+                f" {self.settings.queue_max_per_payer} payments queued",
+            )
         self._queue_seq += 1
         self.queue[payment.payment_id] = _Queued(payment, self._queue_seq, self.ledger.clock())
         events.append((PaymentStatus.QUEUED, "waiting for liquidity"))
@@ -491,6 +576,155 @@ class PaymentEngine:
         events.append((PaymentStatus.REJECTED, f"{reason.value}: {text}"))
         return PaymentOutcome(
             payment.payment_id, PaymentStatus.REJECTED, reason, text or REASON_TEXT[reason]
+        )
+
+    def _fundable_ceiling(self, currency: str) -> int | None:
+        """The most any payer could ever pay in ``currency``: all of it that was issued, plus
+        the largest credit line (None: the network has no issuance account for it)."""
+        issued = 0
+        ids = self._issuance_ids.get(currency)
+        if not ids:
+            return None
+        for account_id in ids:
+            state = self.ledger.lookup_account(account_id)
+            if state is not None:
+                issued += state.debits_posted - state.credits_posted
+        line = self._credit_line_max.get(currency)
+        if line is None:  # Credit limits are fixed when an account is opened: look once.
+            line = self._credit_line_max[currency] = max(
+                (
+                    state.credit_limit
+                    for key, account in self.view.accounts_by_key.items()
+                    if account.currency == currency and key.startswith(("settlement:", "vostro:"))
+                    if (state := self.ledger.lookup_account(account.id)) is not None
+                ),
+                default=0,
+            )
+        return max(issued, 0) + line
+
+    # -- recovery: the ledger is the truth ---------------------------------------------------
+
+    def _parties(self, payment: Payment) -> recovery.PartyAccounts:
+        return recovery.parties(self._accounts_of, payment)
+
+    def _settled_in_ledger(self, payment: Payment) -> PaymentOutcome:
+        """The outcome the ledger's chain for ``payment`` says; ``PaymentRejected`` (DUPL) when
+        the chain under its id does not carry this payment."""
+        try:
+            chain = recovery.find_chain(payment.payment_id, self.ledger.store.get_transfers)
+            if chain is None:
+                raise recovery.ForeignChain("the ledger has no chain for it")
+            recovery.check_chain(payment, chain, self._parties(payment))
+        except recovery.ForeignChain as error:
+            raise PaymentRejected(
+                Reason.DUPL, f"payment id already used for a different payment ({error})"
+            ) from error
+        return recovery.settled_outcome(payment, chain, self._route_of(chain))
+
+    def _route_of(self, chain: recovery.FoundChain) -> tuple[str, ...]:
+        nodes: list[str] = []
+        accounts = [chain.transfers[0].debit_account] + [t.credit_account for t in chain.transfers]
+        for account_id in accounts:
+            state = self.ledger.lookup_account(account_id)
+            node = f"{state.account.participant}/{state.currency}" if state else str(account_id)
+            if not nodes or nodes[-1] != node:
+                nodes.append(node)
+        return tuple(nodes)
+
+    def recover(self) -> recovery.RecoveryReport:
+        """At start: settle from the ledger what a crash left unrecorded, drop intents whose
+        chain never reached the ledger, and report (never repair by guess) chains that do not
+        carry their payment. See ``payments.recovery``."""
+        report = recovery.RecoveryReport()
+        entries: list = []
+        dropped: list[str] = []
+        lookup = self.ledger.store.get_transfers
+        for payment, kind in self.journal.intents():
+            try:
+                cycle = recovery.parse_cycle_intent(kind)
+                if kind == "return":
+                    entry = self._recovered_return(payment)
+                elif cycle is not None:
+                    entry = self._recovered_from_cycle(payment, cycle)
+                else:
+                    chain = recovery.find_chain(payment.payment_id, lookup)
+                    entry = None
+                    if chain is not None:
+                        recovery.check_chain(payment, chain, self._parties(payment))
+                        outcome = recovery.settled_outcome(payment, chain, self._route_of(chain))
+                        queued = self.queue.get(payment.payment_id)
+                        events = [(PaymentStatus.SETTLED, "found in the ledger at restart")]
+                        entry = (
+                            self._settled_from_queue(queued, outcome, events, "settled_from_queue")
+                            if queued is not None
+                            else (payment, outcome, None, events)
+                        )
+            except recovery.ForeignChain as error:
+                report.foreign.append(str(error))
+                continue
+            if entry is None:
+                dropped.append(payment.payment_id)
+            else:
+                entries.append(entry)
+        for payment_id in recovery.chains_among(list(self.queue), lookup):
+            queued = self.queue.get(payment_id)
+            if queued is None:
+                continue
+            try:
+                outcome = self._settled_in_ledger(queued.payment)
+            except PaymentRejected as rejection:
+                report.foreign.append(rejection.text)
+                continue
+            events = [(PaymentStatus.SETTLED, "found in the ledger at restart")]
+            entries.append(self._settled_from_queue(queued, outcome, events, "settled_from_queue"))
+        if entries:
+            self.journal.record(entries, self.ledger.clock())
+        if dropped:
+            self.journal.drop_intents(dropped)
+        report.settled = sum(1 for e in entries if e[1].status is PaymentStatus.SETTLED)
+        report.returned = sum(1 for e in entries if e[1].status is PaymentStatus.RETURNED)
+        report.dropped = len(dropped)
+        return report
+
+    def _recovered_from_cycle(self, payment: Payment, cycle: recovery.CycleIntent) -> tuple | None:
+        queued = self.queue.get(payment.payment_id)
+        if queued is None:
+            return None
+        outcome = recovery.net_settled(payment, cycle, self.ledger.store.get_transfers)
+        if outcome is None:
+            return None
+        events = [(PaymentStatus.SETTLED, outcome.reason_text)]
+        return self._settled_from_queue(queued, outcome, events, "settled_in_cycles")
+
+    def _recovered_return(self, payment: Payment) -> tuple | None:
+        found = self.journal.get(payment.payment_id)
+        if found is None or found[1].status is not PaymentStatus.SETTLED:
+            return None
+        outcome = found[1]
+        chain = recovery.find_return(
+            payment.payment_id, len(outcome.transfer_ids), self.ledger.store.get_transfers
+        )
+        if chain is None:
+            return None
+        returned = replace(
+            outcome,
+            status=PaymentStatus.RETURNED,
+            reason=None,
+            reason_text=f"returned by {payment.creditor_agent}: {chain[0].ref[len('return ') :]}",
+            transfer_ids=outcome.transfer_ids + tuple(t.id for t in chain),
+        )
+        return (payment, returned, None, [(PaymentStatus.RETURNED, "found in the ledger")])
+
+    def audit(self) -> recovery.AuditReport:
+        """Reconcile every payment record with the ledger and every payment chain in the
+        ledger with a record (``sco-settle verify``)."""
+        store = self.ledger.store
+        return recovery.audit(
+            self.journal.records(),
+            len(self.journal.intents()),
+            store.get_transfers,
+            store.iter_transfers(),
+            self._parties,
         )
 
     # -- RTGS queue and the liquidity-saving mechanism ---------------------------------------
@@ -610,12 +844,12 @@ class PaymentEngine:
         credits, debits = [], []
         for queued in chosen:
             payment = queued.payment
-            key = f"payment:{payment.payment_id}"
+            debit_id, credit_id = lsm_ids(payment.payment_id)
             payer = self.view.account_id(f"settlement:{payment.debtor_agent}:{code}")
             payee = self.view.account_id(f"settlement:{payment.creditor_agent}:{code}")
             credits.append(
                 Transfer(
-                    transfer_id_for(f"{key}:lsm:credit"),
+                    credit_id,
                     clearing,
                     payee,
                     payment.amount_minor,
@@ -626,7 +860,7 @@ class PaymentEngine:
             )
             debits.append(
                 Transfer(
-                    transfer_id_for(f"{key}:lsm:debit"),
+                    debit_id,
                     payer,
                     clearing,
                     payment.amount_minor,
@@ -688,3 +922,11 @@ class PaymentEngine:
         from sco_settle.payments.dns import net_cycle
 
         return net_cycle(self)
+
+
+def _issuance_accounts(view: NetworkView) -> dict[str, tuple[int, ...]]:
+    found: dict[str, list[int]] = defaultdict(list)
+    for key, account in view.accounts_by_key.items():
+        if key.startswith("issuance:"):
+            found[account.currency].append(account.id)
+    return {code: tuple(ids) for code, ids in found.items()}

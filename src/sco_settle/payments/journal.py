@@ -2,9 +2,14 @@
 
 SQLite (a file beside the ledger, or the same file) or ``:memory:``. ``record`` writes a batch of
 outcomes and their events in one transaction; an outcome is returned to the submitter only after
-that transaction committed (``synchronous=FULL`` for a file). Crash consistency with the ledger
-comes from deterministic transfer ids (see ``payments.plan``): a payment whose journal entry says
-"routed" is settled if and only if its chain is in the ledger.
+that transaction committed (``synchronous=FULL`` for a file).
+
+Crash consistency with the ledger: before the engine sends a payment's chain to the ledger it
+writes the payment's *intent* durably (``begin``: kind ``settle`` or ``return``); ``record`` clears
+the intents of the payments it records, in the same transaction. After a crash the outstanding
+intents name exactly the payments whose chain may be in the ledger without a record, and
+``payments.recovery`` settles each from what the ledger holds (chain ids are derived from the
+payment id, in a range no client can write).
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ CREATE TABLE IF NOT EXISTS payments (
     queue_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS payments_by_status ON payments (status, queue_seq);
+CREATE TABLE IF NOT EXISTS payment_intents (
+    payment_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS payment_events (
     payment_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -70,7 +81,14 @@ def payment_from_json(text: str) -> Payment:
 
 
 class PaymentJournal:
-    def __init__(self, path: str | Path = ":memory:", *, durable: bool = True) -> None:
+    def __init__(
+        self, path: str | Path = ":memory:", *, durable: bool = True, readonly: bool = False
+    ) -> None:
+        self._event_seq: dict[str, int] = {}
+        if readonly:  # For audits: never writes, not even the schema.
+            uri = f"file:{Path(path).resolve()}?mode=ro"
+            self.connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+            return
         self.connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         if str(path) != ":memory:":
             self.connection.execute("PRAGMA journal_mode=WAL")
@@ -124,6 +142,9 @@ class PaymentJournal:
                         queue_seq,
                     ),
                 )
+                connection.execute(
+                    "DELETE FROM payment_intents WHERE payment_id=?", (payment.payment_id,)
+                )
                 for status, detail in events:
                     seq = self._next_seq(payment.payment_id)
                     connection.execute(
@@ -136,6 +157,55 @@ class PaymentJournal:
                 connection.execute("ROLLBACK")
             self._event_seq.clear()
             raise
+
+    def begin(self, intents: Iterable[tuple[Payment, str]], at: int) -> None:
+        """Durably note that these payments' chains (kind ``settle`` or ``return``) are about
+        to go to the ledger; ``record`` clears each when it records the payment."""
+        rows = [(p.payment_id, kind, payment_to_json(p), at) for p, kind in intents]
+        if not rows:
+            return
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(
+                "INSERT INTO payment_intents VALUES (?,?,?,?) ON CONFLICT(payment_id) DO UPDATE"
+                " SET kind=excluded.kind, body=excluded.body, at=excluded.at",
+                rows,
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def intents(self) -> list[tuple[Payment, str]]:
+        return [
+            (payment_from_json(body), kind)
+            for body, kind in self.connection.execute(
+                "SELECT body, kind FROM payment_intents ORDER BY at, payment_id"
+            )
+        ]
+
+    def drop_intents(self, payment_ids: Iterable[str]) -> None:
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(
+                "DELETE FROM payment_intents WHERE payment_id=?", [(i,) for i in payment_ids]
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def records(self) -> Iterator[tuple[Payment, PaymentOutcome]]:
+        """Every payment with its outcome (for the reconciliation audit)."""
+        for row in self.connection.execute(
+            "SELECT payment_id, body, status, reason, reason_text, delivered, route,"
+            " transfer_ids, settled_at FROM payments ORDER BY payment_id"
+        ):
+            yield payment_from_json(row[1]), _outcome(row[0], row[2:9])
 
     def _next_seq(self, payment_id: str) -> int:
         seq = self._event_seq.get(payment_id)

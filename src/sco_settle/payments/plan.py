@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from sco_settle.domain.ids import ENGINE_ID_MIN, ID_MAX
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.payments.routing import EdgeKind, Route
 
@@ -44,17 +45,34 @@ class PlanError(ValueError):
 
 
 def transfer_id_for(key: str) -> int:
-    """A deterministic 128-bit transfer id: the same payment leg always gets the same id, so a
-    resubmission after a crash is recognised by the ledger (``exists``), never applied twice."""
+    """A deterministic transfer id in the engine's reserved range (``ENGINE_ID_MIN`` up, which no
+    client may write): the same payment leg always gets the same id, so after a crash the
+    engine finds the chain it applied (``payments.recovery``) and never applies it twice."""
     digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=16).digest(), "big")
-    return digest % (2**128 - 2) + 1
+    return ENGINE_ID_MIN + digest % (ID_MAX - ENGINE_ID_MIN)
+
+
+def leg_id(payment_id: str, position: int) -> int:
+    """The id of leg ``position`` of the chain that settles ``payment_id`` gross."""
+    return transfer_id_for(f"payment:{payment_id}:leg:{position}")
+
+
+def return_leg_id(payment_id: str, position: int) -> int:
+    """The id of leg ``position`` of the chain that returns ``payment_id``."""
+    return transfer_id_for(f"payment:{payment_id}:return:{position}")
+
+
+def lsm_ids(payment_id: str) -> tuple[int, int]:
+    """(debit, credit): the two transfers that settle ``payment_id`` in an LSM chain."""
+    key = f"payment:{payment_id}"
+    return transfer_id_for(f"{key}:lsm:debit"), transfer_id_for(f"{key}:lsm:credit")
 
 
 AccountLookup = Callable[[str], int | None]
 
 
 def plan_route(
-    route: Route, payment_key: str, lookup: AccountLookup, ref: str = ""
+    route: Route, payment_id: str, lookup: AccountLookup, ref: str = ""
 ) -> list[Transfer]:
     """The linked chain for ``route``; ``lookup`` maps an account key to its ledger id."""
     legs: list[tuple[str, str, int, int]] = []  # (debit key, credit key, amount, code)
@@ -95,7 +113,7 @@ def plan_route(
             raise PlanError(f"route needs account {missing!r}, which the network does not have")
         transfers.append(
             Transfer(
-                transfer_id_for(f"{payment_key}:leg:{position}"),
+                leg_id(payment_id, position),
                 debit,
                 credit,
                 amount,

@@ -2,11 +2,10 @@
 
 Authentication (every endpoint but ``GET /health``), either or both of:
 
-- ``Authorization: Bearer scos_<key id>_<secret>``. The secret is checked against its argon2id
-  hash. Argon2 is deliberately slow (~50 ms), so a success is remembered in a bounded LRU keyed by
-  (key id, SHA-256 of the secret) together with the *hash it verified against*. The key's row is
-  still read on every request: a revoked or expired key is refused at once, and a key whose hash
-  changed is verified again.
+- ``Authorization: Bearer scos_<key id>_<secret>``. The secret is checked against the key's
+  SHA-256 digest (``keys.secret_digest``; why a fast digest is right for a 256-bit random secret
+  is explained in ``keys``), with ``hmac.compare_digest``. The key's row is read on every request:
+  a revoked or expired key is refused at once.
 - Signed requests: ``X-SCOS-Key-Id``, ``X-SCOS-Timestamp`` (Unix seconds), ``X-SCOS-Nonce``
   (16-64 of ``[A-Za-z0-9_-]``) and ``X-SCOS-Signature``, the lowercase hex HMAC-SHA256, keyed
   with the key's signing secret, of::
@@ -14,10 +13,30 @@ Authentication (every endpoint but ``GET /health``), either or both of:
       METHOD "\\n" RAW_PATH ["?" RAW_QUERY] "\\n" TIMESTAMP "\\n" NONCE "\\n" hex(SHA-256(body))
 
   A timestamp more than ``signature_skew_seconds_max`` (300 s) away from the server's clock is
-  refused, and so is a nonce already seen for the key within the window (a bounded cache; when it
-  is full of live nonces, signed requests get 503 until some expire).
+  refused, and so is a nonce already seen for the key within the window (``NonceCache``: bounded
+  per key, so one key holder cannot lock the others out).
 
 When both are present they must name the same key and both must verify.
+
+Abuse resistance (findings H2, M6 and L4 of the security review):
+
+- No existence oracle. A key id that does not exist (or is revoked or expired) costs the same as
+  a known one: the row is read, the digest (or the HMAC) is computed and compared against a dummy
+  value, and the answer is the same 401 with the same detail.
+- No pool starvation. New keys never touch argon2. A legacy key (argon2id hash, issued before
+  digests) is verified in one of ``argon2_concurrent_max`` slots, taken without waiting: when all
+  are busy the answer is 503 ``server_busy`` at once, so waiting requests never hold the thread
+  pool. Its first success replaces the hash with the digest, so each legacy key is slow once.
+- Failure rate limits (``FailureLimiter``): failed authentications (``WrongCredentials``:
+  well-formed credentials that do not verify) fill a token bucket for the key id they named and
+  one for the client address; when either is empty the request is answered 429
+  ``too_many_authentication_failures`` (with ``Retry-After``) before the key is read or any hash
+  computed. A client that recently authenticated with a key id is exempt for that key id, so
+  failures against a key from elsewhere (or from behind the same NAT) do not lock out its
+  holder. Both tables are LRU-bounded. Malformed credentials are refused without any lookup or
+  hash, so they are not counted (but they are refused 429 too from a limited address).
+- Attributable failures: each failure is logged (``authentication_failed``) with the key id it
+  named, the client address and the request id; never the secret or the token.
 
 Authorization (``Principal``): a participant sees and moves only its own accounts and payments;
 a currency operator (a central bank) reads everything in the currencies it settles and runs their
@@ -27,23 +46,57 @@ netting cycles; the network operator does everything; an auditor reads everythin
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
+import ipaddress
+import logging
+import math
 import re
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sco_settle.domain.account import Account
 from sco_settle.server.config import ServerConfig
 from sco_settle.server.errors import ApiError
-from sco_settle.server.keys import KeyRecord, KeyStatus, KeyStore, Role, parse_api_key
+from sco_settle.server.keys import (
+    DIGEST_PREFIX,
+    KeyRecord,
+    KeyStatus,
+    KeyStore,
+    Role,
+    is_key_id,
+    is_legacy_hash,
+    parse_api_key,
+    secret_digest,
+)
 
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _SIGNING_HEADERS = ("x-scos-key-id", "x-scos-timestamp", "x-scos-nonce", "x-scos-signature")
 _READ_ALL = frozenset({Role.NETWORK_OPERATOR, Role.AUDITOR})
+# A token's key id, for attribution even when the rest of the token is malformed.
+_CLAIMED_KEY_ID = re.compile(r"scos_([0-9a-f]{16})_")
+# What an unknown, revoked or expired key is compared against, so it costs what a known one does.
+_DUMMY_DIGEST = DIGEST_PREFIX + "0" * 64
+_DUMMY_SIGNING_SECRET = "0" * 43
+# Refusals logged as failed authentications. Only ``WrongCredentials`` (a guess) are counted.
+_FAILURE_CODES = frozenset({"credentials_invalid", "signature_invalid"})
+_INVALID_KEY = "unknown, revoked or expired key, or a wrong secret"
+_INVALID_SIGNATURE = "unknown, revoked or expired key, or a signature that does not match"
+IPV6_CLIENT_PREFIX = 64  # An IPv6 client is limited by its /64: one host usually holds one.
+
+logger = logging.getLogger("sco_settle.server.auth")
+
+
+class WrongCredentials(ApiError):
+    """Well-formed credentials that do not verify: a wrong secret or signature, or an unknown,
+    revoked or expired key id. These are what a brute force sends, so they are what
+    ``FailureLimiter`` counts. Not counted: malformed credentials (refused before any key is
+    read or hash computed, they cannot be a guess), a replayed nonce or a stale timestamp under a
+    valid signature (the caller holds the key), busy answers."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +140,13 @@ class Principal:
 
 @dataclass(frozen=True)
 class SignedRequest:
+    """The parts of a request that authentication reads besides its headers."""
+
     method: str
     target: str  # raw path, plus "?" and the raw query if there is one
     body: bytes
+    client: str = ""  # the peer's address ("" if unknown): failure limits and logs
+    request_id: str = ""  # for the failure log line
 
 
 def canonical_request(method: str, target: str, timestamp: str, nonce: str, body: bytes) -> bytes:
@@ -104,32 +161,72 @@ def sign(secret: str, method: str, target: str, timestamp: str, nonce: str, body
 
 
 class NonceCache:
-    """Nonces seen per key, kept until their timestamp can no longer pass the skew check."""
+    """Nonces seen per key, kept until their timestamp can no longer pass the skew check.
 
-    def __init__(self, entries_max: int) -> None:
+    Partitioned by key id, so that one key holder cannot fill it for everyone (finding M6):
+
+    - A key holds at most ``per_key_max`` live nonces. Beyond, *its* signed requests get 429
+      ``nonce_quota_exceeded`` until some of its nonces expire; other keys are unaffected.
+    - At most ``keys_max`` keys hold live nonces (a key takes one slot however many nonces it
+      has, so exhausting this needs that many valid keys); a new key beyond gets 503
+      ``nonce_cache_full``.
+    - All keys together hold about ``entries_max`` nonces: once the total is reached, only keys
+      holding more than an equal share (``entries_max`` / keys holding nonces) are refused (429),
+      so even several colluding keys cannot lock out a key that uses its share. Admissions under
+      that rule keep the total below twice ``entries_max``, which is also enforced (503).
+    """
+
+    def __init__(self, entries_max: int, *, per_key_max: int | None = None, keys_max: int = 1000):
+        assert entries_max >= 1 and keys_max >= 1, (entries_max, keys_max)
         self.entries_max = entries_max
-        self._expiry: dict[tuple[str, str], float] = {}
-        self._order: deque[tuple[float, tuple[str, str]]] = deque()
+        self.per_key_max = entries_max if per_key_max is None else per_key_max
+        self.keys_max = keys_max
+        self._by_key: dict[str, dict[str, int]] = {}  # key id -> nonce -> expiry
+        self._due: list[tuple[int, str, str]] = []  # heap of (expiry, key id, nonce)
         self._lock = threading.Lock()
 
-    def add(self, key_id: str, nonce: str, expires_at: float, now: float) -> None:
-        """Remember the nonce, or raise ``nonce_replayed`` / ``nonce_cache_full``."""
-        entry = (key_id, nonce)
+    def add(self, key_id: str, nonce: str, expires_at: int, now: float) -> None:
+        """Remember the nonce, or raise ``nonce_replayed`` (401), ``nonce_quota_exceeded``
+        (429: this key is over its bound) or ``nonce_cache_full`` (503)."""
         with self._lock:
-            while self._order and self._order[0][0] <= now:
-                _, old = self._order.popleft()
-                if self._expiry.get(old, now + 1) <= now:
-                    del self._expiry[old]
-            if self._expiry.get(entry, 0) > now:
+            self._expire(now)
+            live = self._by_key.get(key_id)
+            if live is not None and live.get(nonce, 0) > now:
                 raise ApiError("nonce_replayed", "this nonce was already used with this key")
-            if len(self._expiry) >= self.entries_max:
-                raise ApiError("nonce_cache_full", "too many signed requests in the last minutes")
-            self._expiry[entry] = expires_at
-            self._order.append((expires_at, entry))
+            held = 0 if live is None else len(live)
+            keys = len(self._by_key) + (live is None)
+            if keys > self.keys_max or len(self._due) >= 2 * self.entries_max:
+                raise ApiError("nonce_cache_full", "too many keys signed requests recently")
+            over_share = len(self._due) >= self.entries_max and held >= self.entries_max / keys
+            if held >= self.per_key_max or over_share:
+                raise ApiError(
+                    "nonce_quota_exceeded",
+                    "too many signed requests with this key in the last minutes",
+                    headers={"Retry-After": "1"},
+                )
+            if live is None:
+                live = self._by_key[key_id] = {}
+            live[nonce] = expires_at
+            heapq.heappush(self._due, (expires_at, key_id, nonce))
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def _expire(self, now: float) -> None:
+        while self._due and self._due[0][0] <= now:
+            expires_at, key_id, nonce = heapq.heappop(self._due)
+            live = self._by_key[key_id]
+            assert live[nonce] == expires_at  # A nonce is re-added only once it has expired.
+            del live[nonce]
+            if not live:
+                del self._by_key[key_id]
 
 
 class VerifiedKeys:
-    """A bounded LRU of (key id, SHA-256 of secret) -> the argon2 hash that secret verified."""
+    """A bounded LRU of (key id, SHA-256 of secret) -> the legacy argon2 hash it verified.
+
+    Only for keys still holding an argon2 hash (their upgrade to a digest may have failed).
+    """
 
     def __init__(self, entries_max: int) -> None:
         self.entries_max = entries_max
@@ -152,6 +249,111 @@ class VerifiedKeys:
                 self._entries.popitem(last=False)
 
 
+class TokenBuckets:
+    """Token buckets by name: each holds up to ``capacity`` tokens and regains ``per_second``.
+
+    A name without a bucket has a full one, so only names that spent tokens are kept; at most
+    ``entries_max`` of them (least recently used dropped first: memory stays bounded whatever
+    the names an attacker invents, at worst by giving an old name a full bucket again).
+    Not thread-safe: ``FailureLimiter`` holds the lock.
+    """
+
+    def __init__(self, capacity: int, per_second: float, entries_max: int) -> None:
+        assert capacity >= 1 and per_second > 0 and entries_max >= 1
+        self.capacity = capacity
+        self.per_second = per_second
+        self.entries_max = entries_max
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # (tokens, at)
+
+    def tokens(self, name: str, now: float) -> float:
+        found = self._buckets.get(name)
+        if found is None:
+            return float(self.capacity)
+        tokens, at = found
+        return min(float(self.capacity), tokens + max(0.0, now - at) * self.per_second)
+
+    def retry_after(self, name: str, now: float) -> int | None:
+        """Seconds until the bucket has a token again, or None if it has one now."""
+        tokens = self.tokens(name, now)
+        return None if tokens >= 1 else max(1, math.ceil((1 - tokens) / self.per_second))
+
+    def take(self, name: str, now: float) -> bool:
+        """Spend a token; whether this emptied the bucket (the name is limited from now on)."""
+        tokens = self.tokens(name, now)
+        self._buckets[name] = (max(0.0, tokens - 1), now)
+        self._buckets.move_to_end(name)
+        while len(self._buckets) > self.entries_max:
+            self._buckets.popitem(last=False)
+        return tokens >= 1 and tokens - 1 < 1
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class FailureLimiter:
+    """Failed authentications per key id and per client address (finding H2).
+
+    ``refusal`` is asked before anything else is done for a request: while either bucket is
+    empty the request is refused, without reading the key or hashing anything. A (key id,
+    client) pair that authenticated recently (an LRU of ``known_max``) is not refused for that
+    key id, nor for its address: a key's holder keeps working while someone elsewhere (or behind
+    the same NAT) fails against its key id. Failures from it still count.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        buckets_max = config.auth_failure_buckets_max
+        self.by_key_id = TokenBuckets(
+            config.auth_failures_per_key_id_max,
+            config.auth_failures_per_key_id_per_second,
+            buckets_max,
+        )
+        self.by_client = TokenBuckets(
+            config.auth_failures_per_client_max,
+            config.auth_failures_per_client_per_second,
+            buckets_max,
+        )
+        self.known_max = config.auth_clients_known_max
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def refusal(self, key_ids: tuple[str, ...], client: str, now: float) -> int | None:
+        """Seconds to wait (``Retry-After``) if this attempt is refused now, else None."""
+        with self._lock:
+            if key_ids and all((key_id, client) in self._known for key_id in key_ids):
+                return None
+            waits = [self.by_client.retry_after(client, now)]
+            waits += [self.by_key_id.retry_after(key_id, now) for key_id in key_ids]
+            found = [wait for wait in waits if wait is not None]
+            return max(found) if found else None
+
+    def failed(self, key_ids: tuple[str, ...], client: str, now: float) -> bool:
+        """Count a failure; whether it emptied a bucket (requests are refused from now on)."""
+        with self._lock:
+            emptied = [self.by_client.take(client, now)]
+            emptied += [self.by_key_id.take(key_id, now) for key_id in key_ids]
+            return any(emptied)
+
+    def succeeded(self, key_id: str, client: str) -> None:
+        with self._lock:
+            self._known[(key_id, client)] = None
+            self._known.move_to_end((key_id, client))
+            while len(self._known) > self.known_max:
+                self._known.popitem(last=False)
+
+
+def client_bucket(address: str) -> str:
+    """The name a client's failures are counted under: its IPv4 address, its IPv6 /64."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]  # Not an IP (a Unix socket, a test transport): as given.
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(parsed)
+
+
 class Authenticator:
     def __init__(
         self,
@@ -165,28 +367,44 @@ class Authenticator:
         self.currencies_of = currencies_of
         self.clock = clock
         self.verified = VerifiedKeys(config.key_cache_max)
-        self.nonces = NonceCache(config.nonce_cache_max)
+        self.nonces = NonceCache(
+            config.nonce_cache_max,
+            per_key_max=config.nonce_per_key_max,
+            keys_max=config.nonce_keys_max,
+        )
+        self.limiter = FailureLimiter(config)
         self._argon2_slots = threading.BoundedSemaphore(config.argon2_concurrent_max)
 
     def authenticate(self, headers: Mapping[str, str], request: SignedRequest) -> Principal:
-        """The caller, or raise a 401 ``ApiError``. Blocking (database read, maybe argon2)."""
-        bearer = _bearer(headers.get("authorization"))
+        """The caller, or raise a 401 (429, 503) ``ApiError``. Blocking (a database read)."""
+        authorization = headers.get("authorization")
         signed = any(name in headers for name in _SIGNING_HEADERS)
-        if bearer is None and not signed:
+        if authorization is None and not signed:
             raise ApiError(
                 "credentials_missing",
                 "send Authorization: Bearer <API key> or signed-request headers",
                 headers={"WWW-Authenticate": 'Bearer realm="sco-settle"'},
             )
-        record = None
-        if bearer is not None:
-            record = self._check_bearer(bearer)
-        if signed:
-            signed_record = self._check_signature(headers, request)
-            if record is not None and record.key_id != signed_record.key_id:
-                raise ApiError("signature_invalid", "the signature is not by the bearer key")
-            record = signed_record
-        assert record is not None
+        client = client_bucket(request.client)
+        key_ids = _claimed_key_ids(authorization, headers.get("x-scos-key-id"))
+        now = self.clock()
+        wait = self.limiter.refusal(key_ids, client, now)
+        if wait is not None:  # Not logged one by one: the failures that emptied the bucket were.
+            raise ApiError(
+                "too_many_authentication_failures",
+                f"too many failed authentications for this key id or client; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            record = self._verify(authorization, signed, headers, request, now)
+        except ApiError as error:
+            limited = False
+            if isinstance(error, WrongCredentials):
+                limited = self.limiter.failed(key_ids, client, now)
+            if error.code in _FAILURE_CODES:
+                self._log("authentication_failed", key_ids, request, error, limited)
+            raise
+        self.limiter.succeeded(record.key_id, client)
         return Principal(
             key_id=record.key_id,
             participant=record.participant,
@@ -196,26 +414,73 @@ class Authenticator:
             else frozenset(),
         )
 
-    def _active(self, key_id: str, code: str) -> KeyRecord:
-        record = self.keys.get(key_id)
-        if record is None or record.status(int(self.clock())) is not KeyStatus.ACTIVE:
-            raise ApiError(code, "unknown, revoked or expired key")
+    def _verify(
+        self,
+        authorization: str | None,
+        signed: bool,
+        headers: Mapping[str, str],
+        request: SignedRequest,
+        now: float,
+    ) -> KeyRecord:
+        record = None
+        if authorization is not None:
+            record = self._check_bearer(_bearer(authorization), now)
+        if signed:
+            signed_record = self._check_signature(headers, request)
+            if record is not None and record.key_id != signed_record.key_id:
+                raise ApiError("signature_invalid", "the signature is not by the bearer key")
+            record = signed_record
+        assert record is not None
         return record
 
-    def _check_bearer(self, token: str) -> KeyRecord:
+    def _usable(self, key_id: str, now: float) -> KeyRecord | None:
+        """The key's row if it is active. Read for unknown ids too (same cost)."""
+        record = self.keys.find_for_authentication(key_id)
+        if record is None or record.status(int(now)) is not KeyStatus.ACTIVE:
+            return None
+        return record
+
+    def _check_bearer(self, token: str, now: float) -> KeyRecord:
         parsed = parse_api_key(token)
         if parsed is None:
             raise ApiError("credentials_invalid", "not an SCO Settle API key")
         key_id, secret = parsed
-        record = self._active(key_id, "credentials_invalid")
+        record = self._usable(key_id, now)
+        if record is not None and is_legacy_hash(record.secret_hash):
+            return self._check_legacy(record, secret)
+        # Unknown, revoked and expired keys do the same work as a known one: no timing oracle.
+        expected = _DUMMY_DIGEST if record is None else record.secret_hash
+        matches = hmac.compare_digest(expected, secret_digest(key_id, secret))
+        if record is None or not matches:
+            raise WrongCredentials("credentials_invalid", _INVALID_KEY)
+        return record
+
+    def _check_legacy(self, record: KeyRecord, secret: str) -> KeyRecord:
+        """A key issued with an argon2 hash: verify it in a free slot or answer 503 at once."""
         digest = hashlib.sha256(secret.encode()).digest()
-        if self.verified.verified(key_id, digest, record.secret_hash):
+        if self.verified.verified(record.key_id, digest, record.secret_hash):
             return record
-        with self._argon2_slots:
+        if not self._argon2_slots.acquire(blocking=False):
+            raise ApiError(
+                "server_busy",
+                "too many verifications of legacy API keys at once; retry",
+                headers={"Retry-After": "1"},
+            )
+        try:
             ok = self.keys.verify_secret(record, secret)
+        finally:
+            self._argon2_slots.release()
         if not ok:
-            raise ApiError("credentials_invalid", "unknown, revoked or expired key")
-        self.verified.remember(key_id, digest, record.secret_hash)
+            raise WrongCredentials("credentials_invalid", _INVALID_KEY)
+        self.verified.remember(record.key_id, digest, record.secret_hash)
+        try:
+            self.keys.upgrade_secret_hash(record, secret)
+        except Exception:  # The database is busy or read-only: upgrade on a later success.
+            logger.warning(
+                "could not replace a legacy key hash",
+                exc_info=True,
+                extra={"event": "key_hash_upgrade_failed", "key_id": record.key_id},
+            )
         return record
 
     def _check_signature(self, headers: Mapping[str, str], request: SignedRequest) -> KeyRecord:
@@ -229,18 +494,54 @@ class Authenticator:
             raise ApiError("signature_invalid", "X-SCOS-Nonce must be 16-64 of [A-Za-z0-9_-]")
         if not _SIGNATURE.fullmatch(signature):
             raise ApiError("signature_invalid", "X-SCOS-Signature must be 64 lowercase hex digits")
-        record = self._active(key_id, "signature_invalid")
-        expected = sign(
-            record.signing_secret, request.method, request.target, timestamp, nonce, request.body
-        )
-        if not hmac.compare_digest(expected, signature):
-            raise ApiError("signature_invalid", "the signature does not match the request")
         now = self.clock()
+        record = self._usable(key_id, now) if is_key_id(key_id) else None
+        # An unknown key is checked against a dummy secret: the same work, the same answer.
+        secret = _DUMMY_SIGNING_SECRET if record is None else record.signing_secret
+        expected = sign(secret, request.method, request.target, timestamp, nonce, request.body)
+        if not hmac.compare_digest(expected, signature) or record is None:
+            raise WrongCredentials("signature_invalid", _INVALID_SIGNATURE)
         skew = self.config.signature_skew_seconds_max
         if abs(now - int(timestamp)) > skew:
             raise ApiError("signature_expired", f"timestamp is more than {skew} s from now")
         self.nonces.add(key_id, nonce, int(timestamp) + skew + 1, now)
         return record
+
+    def _log(
+        self,
+        event: str,
+        key_ids: tuple[str, ...],
+        request: SignedRequest,
+        error: ApiError,
+        limited: bool,
+    ) -> None:
+        """One line per failed attempt, naming the key id it tried (L4); never the secret.
+        ``limited``: this failure emptied a bucket, and the next attempts get 429."""
+        logger.warning(
+            event.replace("_", " "),
+            extra={
+                "event": event,
+                "key_id": key_ids[0] if key_ids else None,
+                "other_key_id": key_ids[1] if len(key_ids) > 1 else None,
+                "client": request.client,
+                "request_id": request.request_id,
+                "code": error.code,
+                "malformed": not isinstance(error, WrongCredentials),
+                "limited": limited,
+            },
+        )
+
+
+def _claimed_key_ids(authorization: str | None, signed_key_id: str | None) -> tuple[str, ...]:
+    """The well-formed key ids a request names (bearer first), without verifying anything."""
+    found: list[str] = []
+    if authorization is not None:
+        match = _CLAIMED_KEY_ID.search(authorization)
+        if match is not None:
+            found.append(match.group(1))
+    if signed_key_id is not None and is_key_id(signed_key_id) and signed_key_id not in found:
+        found.append(signed_key_id)
+    return tuple(found)
 
 
 def _bearer(value: str | None) -> str | None:

@@ -102,8 +102,45 @@ class ServerConfig:
     nonce_cache_max: int = 100_000  # signed-request nonces remembered (bounded)
     signature_skew_seconds_max: int = 300
     argon2_concurrent_max: int = 2  # argon2 verifications at once (each ~50 ms of CPU)
+    # Authentication limits
+    # Failed authentications fill token buckets, one per key id and one per client address (an
+    # IPv6 client by its /64): a bucket takes ``*_max`` failures in a burst and then
+    # ``*_per_second``; an empty one is answered 429 before any hash work. A client that recently
+    # authenticated with a key id is not limited on that key id (see ``auth``).
+    auth_failures_per_key_id_max: int = 20
+    auth_failures_per_key_id_per_second: float = 0.2
+    auth_failures_per_client_max: int = 50
+    auth_failures_per_client_per_second: float = 1.0
+    auth_failure_buckets_max: int = 100_000  # buckets kept, of each kind (LRU): bounds memory
+    auth_clients_known_max: int = 10_000  # (key id, client) pairs that authenticated (LRU)
+    nonce_per_key_max: int = 20_000  # live nonces of one key; beyond: 429 for that key only
+    nonce_keys_max: int = 1_000  # keys with live nonces; beyond: 503 nonce_cache_full
     idempotency_ttl_seconds: int = 24 * 3600
     statement_entries_max: int = 50_000
+    # Fairness limits
+    # Writes are measured in units of writer work: a transfer is 1 unit, a payment (or a
+    # transaction of an ISO 20022 message) ``write_units_per_payment``. Quota: a token bucket per
+    # participant and one per API key, each refilled at ``write_units_per_second`` up to
+    # ``write_units_burst``; a write that finds either short is answered 429 ``rate_limited`` with
+    # Retry-After, before it is queued. The defaults let one participant use about the writer's
+    # whole capacity (they are a backstop; set them to a participant's contracted rate).
+    # Fairness: the writer serves one queue per participant, round robin, ``write_quantum_units``
+    # per participant and round (payment batches are served in slices), so a backlog of one
+    # participant delays another's request by about one slice. A participant may have at most
+    # ``write_queue_participant_max`` jobs and ``write_queue_participant_units_max`` units
+    # waiting; beyond: 429 ``rate_limited`` for it alone (``write_queue_max`` still bounds all).
+    write_units_per_payment: int = 16  # a payment costs the writer about 16 transfers' work
+    write_units_per_second: float = 50_000.0  # per participant and per key
+    write_units_burst: int = 2_000_000  # per participant and per key
+    write_rate_buckets_max: int = 10_000  # buckets kept (LRU); an evicted bucket starts full
+    write_quantum_units: int = 256  # per participant per writer round (~15-20 ms of work)
+    write_queue_participant_max: int = 1_000  # jobs one participant may have waiting
+    write_queue_participant_units_max: int = 1_200_000  # units one participant may have waiting
+    # The writer thread is CPU-bound while it works through a backlog; request handlers then wait
+    # for the GIL at every socket operation, up to Python's switch interval (5 ms by default),
+    # and every other request crawls. The writer sets this interval when it starts (process-wide;
+    # 0: leave it as it is).
+    writer_switch_interval_seconds: float = 0.0005
     tick_seconds: float = 1.0  # expire pending transfers, retry the RTGS queue when idle
     log_level: str = "INFO"
 

@@ -36,8 +36,10 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     # 400: the request cannot be read.
     "request_malformed": (400, "Request cannot be read"),
     "batch_format_invalid": (400, "Transfer batch is malformed"),
+    "transfer_id_reserved": (400, "Transfer id is in the payment engine's reserved range"),
     "batch_too_large": (400, "Transfer batch has too many transfers"),
     "cursor_invalid": (400, "Pagination cursor is invalid"),
+    "date_out_of_range": (400, "Date is outside the ledger's timestamp range"),
     "idempotency_key_required": (400, "Idempotency-Key header is required"),
     "idempotency_key_invalid": (400, "Idempotency-Key header is invalid"),
     # 401: who is calling is unknown.
@@ -62,11 +64,16 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "idempotency_key_reused": (409, "Idempotency-Key was used with a different request"),
     "idempotency_request_in_progress": (409, "A request with this Idempotency-Key is running"),
     "key_not_active": (409, "API key is revoked or expired"),
+    "key_already_rotated": (409, "API key was already rotated"),
     "body_too_large": (413, "Request body is too large"),
     "unsupported_media_type": (415, "Unsupported media type"),
     "request_invalid": (422, "Request parameters are invalid"),
     "statement_too_large": (422, "Statement has too many entries; page through transfers"),
     "participant_role_invalid": (422, "Participant cannot hold this role"),
+    # 429: the caller (or someone using its key id or address) must slow down.
+    "too_many_authentication_failures": (429, "Too many failed authentications; retry later"),
+    "nonce_quota_exceeded": (429, "Too many signed requests with this key; retry later"),
+    "rate_limited": (429, "Too many writes from this participant or key; retry later"),
     # 5xx: the server cannot serve the request now.
     "internal_error": (500, "Internal server error"),
     "ledger_unavailable": (503, "Ledger is unavailable"),
@@ -99,11 +106,36 @@ class ApiError(Exception):
 
 
 class ServiceUnavailableError(RuntimeError):
-    """The ledger service stopped accepting work (a failed commit, a broken invariant)."""
+    """The ledger service stopped accepting work (a failed commit, a broken invariant).
+
+    Its message never holds the cause (exception text can hold paths, SQL or the request data
+    that broke the commit), and clients get a fixed detail anyway (``api_error_for``). The cause
+    is in the writer's ``service_failed`` log record.
+    """
+
+    def __init__(
+        self, message: str = "the ledger service stopped; an operator must restart it"
+    ) -> None:
+        super().__init__(message)
 
 
 class QueueFullError(RuntimeError):
     """The writer's queue is at ``write_queue_max``."""
+
+
+class RateLimitedError(RuntimeError):
+    """A write refused before it was queued: its participant or key is over its write quota, or
+    has its share of the writer's queue waiting (``ServerConfig``, "Fairness limits").
+
+    Answered 429 ``rate_limited`` with ``Retry-After`` by its own handler (``install_handlers``),
+    deliberately not through ``api_error_for``: nothing was carried out, so the answer is not
+    stored under the request's ``Idempotency-Key`` and the same key can be retried.
+    """
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
 
 
 # The table: domain exception -> problem code. Checked in order (first isinstance match wins).
@@ -129,9 +161,17 @@ def api_error_for(error: BaseException) -> ApiError | None:
         return error
     for kind, code in DOMAIN_ERRORS:
         if isinstance(error, kind):
-            detail = str(error) if code != "internal_error" else "see the server log"
+            # A server-side failure's text is for the log, not the client (paths, SQL, values).
+            detail = str(error) if PROBLEMS[code][0] < 500 else _SERVER_DETAILS[code]
             return ApiError(code, detail)
     return None
+
+
+_SERVER_DETAILS = {
+    "internal_error": "see the server log",
+    "ledger_unavailable": "the ledger is not accepting work; retry later, or see the server log",
+    "server_busy": "too many writes are waiting; retry later",
+}
 
 
 def problem_body(code: str, detail: str, request_id: str, extra: Mapping[str, Any]) -> bytes:
@@ -216,9 +256,24 @@ def install_handlers(app: FastAPI) -> None:
                 extra={"event": "error", "request_id": request_id_of(request)},
             )
             mapped = ApiError("internal_error", "see the server log")
+        elif mapped.code == "ledger_unavailable" and not isinstance(error, ServiceUnavailableError):
+            # The answer's detail is fixed, so the cause is kept here (a stopped writer's cause
+            # was logged once, when it stopped).
+            logger.warning(
+                "ledger unavailable",
+                exc_info=error,
+                extra={"event": "ledger_unavailable", "request_id": request_id_of(request)},
+            )
         return problem_response(mapped, request_id_of(request))
 
+    async def on_rate_limited(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RateLimitedError)
+        retry = {"Retry-After": str(error.retry_after_seconds)}
+        problem = ApiError("rate_limited", error.detail, headers=retry)
+        return problem_response(problem, request_id_of(request))
+
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RateLimitedError, on_rate_limited)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     # Other exceptions reach ``logging.RequestLogMiddleware``, which answers internal_error.

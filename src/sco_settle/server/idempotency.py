@@ -4,13 +4,28 @@ Rules (``Idempotency-Key`` header, required on every write):
 
 - Scope: the caller's participant and role (``Principal.scope``), so a retry after a key
   rotation is still recognised, and two participants never share keys.
-- Same key, same request (method, path, query, body): the stored response, byte for byte, with
-  ``Idempotency-Replayed: true``.
+- Same key, same request (method, path, query, ``Content-Type`` and body): the stored response,
+  byte for byte, with ``Idempotency-Replayed: true``.
 - Same key, different request: 409 ``idempotency_key_reused``.
 - Same key while the first request is still running: 409 ``idempotency_request_in_progress``.
-- Stored: every answer below 500. A 5xx is not stored: the request may be retried with the same
-  key, which is safe because transfer and payment ids are idempotent by themselves.
-- Records are kept ``idempotency_ttl_seconds`` (24 h), then pruned.
+- At most once: ``begin`` claims the key in memory (under one lock) *before* it reads the stored
+  record, and a request that finds a record gives its claim back and replays it. Two requests
+  with one key can therefore never both run, whatever the interleaving (finding M5); and
+  ``save`` never replaces a live record (the first answer stays), as a second line of defence.
+- Stored: the answers that say what the request's content led to: 2xx, and the 4xx that are a
+  decision on an authenticated, readable request (403 forbidden, 404 not found, 409 conflicts
+  such as ``key_not_active``, 422 business rules). A retry with the same key gets that answer
+  again, whatever has changed since.
+- Not stored (``UNSTORED_STATUSES``, finding L3): the answers about the request's *framing*, not
+  its content: 400 (the body cannot be read: not JSON, a malformed or oversized batch), 413
+  (body too large), 415 (unsupported media type), 429, and the other transport-level 4xx. Nothing
+  was done for them, so the corrected request may be retried with the same key and runs.
+- A 5xx is not stored either: the request may be retried with the same key, which is safe
+  because transfer and payment ids are idempotent by themselves.
+- Records are kept ``idempotency_ttl_seconds`` (24 h), then pruned; an expired record is
+  replaced by the next request with its key.
+- Records stored before the fingerprint covered the ``Content-Type`` (no ``v2:`` prefix) are
+  compared with the old fingerprint, so retries across the upgrade still replay.
 """
 
 from __future__ import annotations
@@ -37,6 +52,9 @@ REPLAYED_HEADER = "Idempotency-Replayed"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # Printable ASCII, no spaces.
 _PRUNE_INTERVAL_SECONDS = 600
 _PRUNE_ROWS_MAX = 10_000
+_FINGERPRINT_VERSION = "v2:"
+# Framing errors and transport limits: nothing was done, the corrected retry must run.
+UNSTORED_STATUSES = frozenset({400, 408, 411, 413, 414, 415, 429, 431})
 
 
 @dataclass(frozen=True)
@@ -58,40 +76,67 @@ class IdempotencyStore:
         self._lock = threading.Lock()
         self._pruned_at = 0.0
 
-    def begin(self, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
-        """The stored response to replay, or None after marking the key as running."""
-        rows = self.db.execute(
-            "SELECT fingerprint, status, media_type, body, created_at FROM api_idempotency"
-            " WHERE scope = ? AND idempotency_key = ?",
-            (scope, key),
-        )
-        if rows and rows[0][4] >= time.time() - self.ttl_seconds:
-            stored = StoredResponse(rows[0][0], int(rows[0][1]), rows[0][2], bytes(rows[0][3]))
-            if stored.fingerprint != fingerprint:
-                raise ApiError(
-                    "idempotency_key_reused", f"key {key!r} was used for a different request"
-                )
-            return stored
+    def begin(
+        self, scope: str, key: str, fingerprint: str, *, legacy_fingerprint: str | None = None
+    ) -> StoredResponse | None:
+        """The stored response to replay, or None after claiming the key (``release`` it).
+
+        The claim comes first, under the lock, so no other request with this key can start
+        between the read below and the operation; a found record gives the claim back.
+        ``legacy_fingerprint`` matches records stored before fingerprints had a version.
+        """
         with self._lock:
             if (scope, key) in self._running:
                 raise ApiError(
                     "idempotency_request_in_progress", f"a request with key {key!r} is running"
                 )
             self._running.add((scope, key))
-        return None
+        try:
+            stored = self._stored(scope, key)
+        except BaseException:
+            self.release(scope, key)
+            raise
+        if stored is None:
+            return None  # Claimed: the caller runs the operation.
+        self.release(scope, key)
+        matches = stored.fingerprint == fingerprint or (
+            legacy_fingerprint is not None
+            and not stored.fingerprint.startswith(_FINGERPRINT_VERSION)
+            and stored.fingerprint == legacy_fingerprint
+        )
+        if not matches:
+            raise ApiError(
+                "idempotency_key_reused", f"key {key!r} was used for a different request"
+            )
+        return stored
+
+    def _stored(self, scope: str, key: str) -> StoredResponse | None:
+        rows = self.db.execute(
+            "SELECT fingerprint, status, media_type, body, created_at FROM api_idempotency"
+            " WHERE scope = ? AND idempotency_key = ?",
+            (scope, key),
+        )
+        if not rows or rows[0][4] < time.time() - self.ttl_seconds:
+            return None
+        return StoredResponse(rows[0][0], int(rows[0][1]), rows[0][2], bytes(rows[0][3]))
 
     def save(self, records: list[tuple[str, str, StoredResponse]]) -> None:
-        """Store responses, in one transaction (the server calls this on its writer thread)."""
+        """Store responses, in one transaction (the server calls this on its writer thread).
+
+        A live record with the same key is kept: the first answer wins. Only an expired one
+        (older than the TTL, not pruned yet) is replaced.
+        """
         now = int(time.time())
         with self.db.transaction() as execute:
             for scope, key, response in records:
                 execute(
-                    "DELETE FROM api_idempotency WHERE scope = ? AND idempotency_key = ?",
-                    (scope, key),
-                )
-                execute(
                     "INSERT INTO api_idempotency (scope, idempotency_key, fingerprint, status,"
-                    " media_type, body, created_at) VALUES (?,?,?,?,?,?,?)",
+                    " media_type, body, created_at) VALUES (?,?,?,?,?,?,?)"
+                    " ON CONFLICT (scope, idempotency_key) DO UPDATE SET"
+                    " fingerprint = excluded.fingerprint, status = excluded.status,"
+                    " media_type = excluded.media_type, body = excluded.body,"
+                    " created_at = excluded.created_at"
+                    " WHERE api_idempotency.created_at < ?",
                     (
                         scope,
                         key,
@@ -100,6 +145,7 @@ class IdempotencyStore:
                         response.media_type,
                         response.body,
                         now,
+                        now - self.ttl_seconds,
                     ),
                 )
         self._maybe_prune(now)
@@ -135,12 +181,30 @@ class IdempotencyStore:
 
 
 def fingerprint(request: Request, body: bytes) -> str:
+    """What makes two requests "the same": method, path, query, media type and body."""
+    digest = hashlib.sha256()
+    media_type = _normalized_media_type(request.headers.get("content-type", ""))
+    for part in (request.method, request.url.path, request.url.query, media_type):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(body)
+    return _FINGERPRINT_VERSION + digest.hexdigest()
+
+
+def legacy_fingerprint(request: Request, body: bytes) -> str:
+    """The fingerprint of records stored before it covered the media type (no version)."""
     digest = hashlib.sha256()
     for part in (request.method, request.url.path, request.url.query):
         digest.update(part.encode())
         digest.update(b"\0")
     digest.update(body)
     return digest.hexdigest()
+
+
+def _normalized_media_type(value: str) -> str:
+    """``Application/XML; Charset=UTF-8`` -> ``application/xml;charset=utf-8``."""
+    parts = (part.strip() for part in value.lower().split(";"))
+    return ";".join(part for part in parts if part)
 
 
 async def idempotent(
@@ -163,7 +227,11 @@ async def idempotent(
         raise ApiError("idempotency_key_invalid", "1-255 printable ASCII characters, no spaces")
     body = await request.body()
     print_ = fingerprint(request, body)
-    stored = await run_in_threadpool(store.begin, principal.scope, key, print_)
+    stored = await run_in_threadpool(
+        lambda: store.begin(
+            principal.scope, key, print_, legacy_fingerprint=legacy_fingerprint(request, body)
+        )
+    )
     if stored is not None:
         return Response(
             stored.body,
@@ -180,7 +248,7 @@ async def idempotent(
             if mapped is None or mapped.status >= 500:
                 raise
             response = problem_response(mapped, request_id_of(request))
-        if response.status_code < 500:
+        if response.status_code < 500 and response.status_code not in UNSTORED_STATUSES:
             media_type = response.headers.get("content-type", "application/octet-stream")
             stored_body = bytes(response.body)
             if redact is not None and response.status_code < 300:

@@ -179,13 +179,20 @@ class JournalReader:
     def corridors(
         self, visible: PaymentFilter, *, received_min: int, received_max: int
     ) -> list[dict[str, Any]]:
-        """Per (debtor country, creditor country, currency, creditor currency): counts and sums."""
+        """Per (debtor country, creditor country, currency, creditor currency): counts and sums.
+
+        Sums are exact integers of any size. SQLite's ``sum`` of integers fails once a total
+        passes 2^63 - 1 and ``total`` is a float, so neither is used: each amount is summed as
+        its high and low 32 bits (``exact_sum_sql``), two totals that stay far inside int64,
+        and the two are put together in Python.
+        """
         where, params = visible.sql()
         rows = (
             self._connection()
             .execute(
                 "SELECT substr(i.debtor_agent, 5, 2), substr(i.creditor_agent, 5, 2), i.currency,"
-                " i.creditor_currency, p.status, count(*), sum(i.amount_minor), sum(p.delivered)"
+                " i.creditor_currency, p.status, count(*),"
+                f" {exact_sum_sql('i.amount_minor')}, {exact_sum_sql('p.delivered')}"
                 " FROM api_payment_index i JOIN payments p ON p.payment_id = i.payment_id"
                 f" WHERE {where} AND i.received_at BETWEEN ? AND ? GROUP BY 1, 2, 3, 4, 5",
                 (*params, received_min, received_max),
@@ -193,15 +200,15 @@ class JournalReader:
             .fetchall()
         )
         groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        for debtor, creditor, code, creditor_code, status, count, value, delivered in rows:
+        for debtor, creditor, code, creditor_code, status, count, *sums in rows:
             key = (debtor, creditor, code, creditor_code)
             group = groups.setdefault(key, _empty_corridor(*key))
             group["payments"] += count
             if f"{status}_count" in group:  # In-flight states (routed) count in "payments" only.
                 group[f"{status}_count"] += count
             if status == "settled":
-                group["settled_value_minor"] += value or 0
-                group["delivered_value_minor"] += delivered or 0
+                group["settled_value_minor"] += exact_sum(sums[0], sums[1])
+                group["delivered_value_minor"] += exact_sum(sums[2], sums[3])
         return [groups[key] for key in sorted(groups)]
 
     def close(self) -> None:
@@ -209,6 +216,24 @@ class JournalReader:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+# An exact SQL sum of a 64-bit integer column in two parts: its high 32 bits (arithmetic shift)
+# and its low 32 bits. Each part is below 2^32 in magnitude, so each total stays within int64 for
+# up to 2^31 rows, where ``sum`` of the column itself overflows after two rows near 2^63.
+# ``value == (value >> 32) * 2^32 + (value & 0xFFFFFFFF)`` also for negative values.
+_SUM_HIGH = "coalesce(sum(({column}) >> 32), 0)"
+_SUM_LOW = "coalesce(sum(({column}) & 4294967295), 0)"
+
+
+def exact_sum_sql(column: str) -> str:
+    """Two SQL aggregates whose values ``exact_sum`` turns into the exact sum of ``column``."""
+    return f"{_SUM_HIGH.format(column=column)}, {_SUM_LOW.format(column=column)}"
+
+
+def exact_sum(high: int | None, low: int | None) -> int:
+    """The sum from the two totals of ``exact_sum_sql`` (a Python int: no overflow)."""
+    return (int(high or 0) << 32) + int(low or 0)
 
 
 def _empty_corridor(debtor: str, creditor: str, code: str, creditor_code: str) -> dict[str, Any]:

@@ -3,7 +3,10 @@
 What is never logged: API keys and signing secrets, the ``Authorization`` and ``X-SCOS-*``
 headers, request and response bodies, query strings (cursors encode ids), and full account
 numbers: a logged path has every IBAN and every run of 8+ digits masked to its last 4 characters
-(``…1234``). The route template (``/v1/accounts/{account_id}``) is logged alongside.
+(``…1234``). An API key (anything starting ``scos_``) is masked whole wherever it appears, and in
+a path so is any run of 24+ characters of the base64url alphabet that is not all digits or an
+IBAN (a signing secret, a hex or base64 token a careless client put there). The route template
+(``/v1/accounts/{account_id}``) is logged alongside.
 
 ``X-Request-Id``: taken from the request when it is 1-128 of ``[A-Za-z0-9._-]``, else made up;
 always returned on the response and written into problem bodies and log lines.
@@ -27,6 +30,8 @@ LOGGER_NAME = "sco_settle.server"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _IBAN = re.compile(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}\b")
 _DIGITS = re.compile(r"[0-9]{8,}")
+_API_KEY = re.compile(r"scos_[A-Za-z0-9_-]*", re.IGNORECASE)
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"color_message"}
 # Request ids made up here: random per process, then a counter (cheaper than uuid4 per request).
 _REQUEST_ID_PREFIX = secrets.token_hex(6)
@@ -34,9 +39,24 @@ _request_numbers = itertools.count(1)
 
 
 def mask(text: str) -> str:
-    """Mask IBANs and long digit runs (account and transfer ids) to their last 4 characters."""
+    """Mask API keys whole, and IBANs and long digit runs (account and transfer ids) to their
+    last 4 characters."""
+    text = _API_KEY.sub("scos_…", text)
     text = _IBAN.sub(lambda m: "…" + m.group(0)[-4:], text)
     return _DIGITS.sub(lambda m: "…" + m.group(0)[-4:], text)
+
+
+def mask_path(path: str) -> str:
+    """``mask``, and also every secret-like token: a path has no long words of its own (unlike
+    a message or a traceback, whose identifiers stay readable)."""
+    return mask(_TOKEN.sub(_mask_token, _API_KEY.sub("scos_…", path)))
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if found.isdigit() or _IBAN.fullmatch(found):
+        return found  # An id or an IBAN: masked to its last 4 characters below.
+    return "…"
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -136,7 +156,7 @@ class RequestLogMiddleware:
                 "event": "request",
                 "request_id": request_id,
                 "method": scope.get("method", ""),
-                "path": mask(scope.get("path", "")),
+                "path": mask_path(scope.get("path", "")),
                 "route": getattr(route, "path", None),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),

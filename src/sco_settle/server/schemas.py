@@ -4,29 +4,45 @@ Money is always an integer number of minor units (``*_minor``, or ``amount`` in 
 JSON-lines codec) with its ISO 4217 currency; ids of 128 bits are decimal strings. Responses
 are rendered by the routes themselves (for speed); these models document them, and the tests
 check every response against the OpenAPI document built from them.
+
+Request integers are strict (``StrictInt``): a JSON integer, never ``true``, ``1000.0`` or
+``"100"``, which lax validation would turn into 1, 1000 and 100.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from sco_settle.domain.results import CreateTransferResult
-from sco_settle.ledger.state_machine import BATCH_EVENTS_MAX
+from sco_settle.ledger.jsonl import AMOUNT_FIELD, CODE_FIELD, DIGITS_MAX, ID_FIELD, TIMEOUT_FIELD
+from sco_settle.ledger.state_machine import BATCH_EVENTS_MAX, REF_LENGTH_MAX
 from sco_settle.payments.model import PaymentStatus, Priority
 from sco_settle.payments.routing import EdgeKind, ExclusionReason, RouteStatus
 from sco_settle.server.keys import KeyStatus, Role
 
 Bic = Annotated[str, Field(pattern=r"^[A-Z0-9]{8}([A-Z0-9]{3})?$", examples=["BKCHCNBJ"])]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
-MinorAmount = Annotated[int, Field(ge=0, le=2**63 - 1)]
+MinorAmount = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
 Cursor = str | None
 TransferFlag = Literal["linked", "pending", "post_pending", "void_pending"]
-IdValue = Annotated[
-    int | Annotated[str, Field(pattern=r"^-?[0-9]{1,40}$")],
-    Field(description="128-bit id: an integer or a decimal string"),
-]
+_Decimal = Annotated[str, Field(pattern=rf"^[0-9]{{1,{DIGITS_MAX}}}$")]
+
+
+def _codec_integer(limit: tuple[int, str], description: str) -> Any:
+    """A JSON-lines codec integer field (``ledger/jsonl.py`` is the rule; this documents it)."""
+    maximum, maximum_text = limit
+    return Annotated[
+        Annotated[StrictInt, Field(ge=0, le=maximum)] | _Decimal,
+        Field(description=f"{description}: an integer or a decimal string, 0 .. {maximum_text}"),
+    ]
+
+
+IdValue = _codec_integer(ID_FIELD, "128-bit id")
+AmountValue = _codec_integer(AMOUNT_FIELD, "Minor units")
+TimeoutValue = _codec_integer(TIMEOUT_FIELD, "Seconds; only for pending transfers")
+CodeValue = _codec_integer(CODE_FIELD, "User code")
 
 
 class _Model(BaseModel):
@@ -141,12 +157,12 @@ class TransferIn(_Model):
     id: IdValue
     debit_account: IdValue = 0
     credit_account: IdValue = 0
-    amount: IdValue = 0
+    amount: AmountValue = 0
     flags: list[TransferFlag] = []
     pending_id: IdValue = 0
-    timeout: IdValue = 0
-    code: IdValue = 0
-    ref: str = ""
+    timeout: TimeoutValue = 0
+    code: CodeValue = 0
+    ref: str = Field("", max_length=REF_LENGTH_MAX)
 
 
 class TransferBatch(_Model):
@@ -255,10 +271,10 @@ class PaymentPage(_Model):
 class QuoteIn(_Model):
     debtor_agent: Bic | None = Field(None, description="Default: the caller's participant")
     creditor_agent: Bic
-    amount_minor: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    amount_minor: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     currency: Currency
     creditor_currency: Currency | None = None
-    routes_max: Annotated[int, Field(ge=1, le=5)] = 3
+    routes_max: Annotated[StrictInt, Field(ge=1, le=5)] = 3
 
 
 class Leg(_Model):
@@ -269,7 +285,9 @@ class Leg(_Model):
     converted_minor: int
     fee_minor: int
     rate_provider: str | None
-    uses_credit: bool
+    uses_credit: bool | None = Field(
+        description="The leg draws on intraday credit; null on another participant's edge"
+    )
 
 
 class Route(_Model):
@@ -288,7 +306,10 @@ class Exclusion(_Model):
     kind: EdgeKind
     reason: ExclusionReason
     amount_minor: int
-    available_minor: int | None
+    available_minor: int | None = Field(
+        description="The edge's capacity if the caller may see it (its own edge; the network"
+        " operator and auditors: every edge), else null"
+    )
     currency: str
 
 
@@ -298,6 +319,10 @@ class Quote(_Model):
     routes: list[Route]
     exclusions: list[Exclusion]
     exclusions_dropped: int
+    exclusions_withheld: int = Field(
+        description="Exclusions for lack of liquidity on other participants' edges: counted,"
+        " not listed"
+    )
 
 
 class CycleIn(_Model):
@@ -354,7 +379,7 @@ class KeyCreate(_Model):
 
 
 class KeyRotate(_Model):
-    grace_seconds: Annotated[int, Field(ge=0, le=30 * 24 * 3600)] = 24 * 3600
+    grace_seconds: Annotated[StrictInt, Field(ge=0, le=30 * 24 * 3600)] = 24 * 3600
 
 
 class ApiKey(_Model):

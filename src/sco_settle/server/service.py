@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sco_settle.domain.account import Account
+from sco_settle.domain.account import Account, AccountKind
 from sco_settle.domain.ids import ID_MAX
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.ledger import Ledger
@@ -53,9 +54,17 @@ from sco_settle.server.auth import Principal
 from sco_settle.server.config import DatabaseKind, ServerConfig
 from sco_settle.server.db import StateDb
 from sco_settle.server.errors import QueueFullError, ServiceUnavailableError
+from sco_settle.server.fairness import FairQueue, WriteQuota
 from sco_settle.server.journal_index import JournalReader, PaymentIndex
 from sco_settle.server.keys import Role
 
+# Accounts a participant's own key may not debit in a transfer batch, though it owns them: a
+# central bank's issuance account (debiting it creates money), its swap-line accounts (drawing
+# on another central bank's currency is a payment's leg, not a free transfer) and clearing
+# accounts (LSM and netting chains). Only the payment engine and the network operator move them.
+ENGINE_ONLY_KINDS = frozenset(
+    {AccountKind.ISSUANCE.value, AccountKind.SWAP_LINE.value, AccountKind.SUSPENSE.value}
+)
 # An account id that never exists: a participant's reference to an account (or pending transfer)
 # it may not use is replaced by it, so the ledger answers exactly as for one that does not exist.
 UNUSABLE_ID = ID_MAX - 1
@@ -83,6 +92,9 @@ class PublishedLedger:
         self.by_ref: dict[str, int] = {}
         self.sorted_ids: tuple[int, ...] = ()
         self.by_participant: dict[str, tuple[int, ...]] = {}
+        # What a participant key may debit in a transfer batch: its accounts but the kinds
+        # only the engine (or the network operator) moves (``ENGINE_ONLY_KINDS``).
+        self.debitable_by_participant: dict[str, frozenset[int]] = {}
         self.last_timestamp = 0
         self.commits = 0
 
@@ -110,12 +122,17 @@ class PublishedLedger:
         accounts = {**self.accounts, **{account.id: account for account in created}}
         merged = {**self.balances, **balances}
         by_participant: dict[str, list[int]] = {}
+        debitable: dict[str, list[int]] = {}
         for account_id in sorted(accounts):
-            by_participant.setdefault(accounts[account_id].participant, []).append(account_id)
+            account = accounts[account_id]
+            by_participant.setdefault(account.participant, []).append(account_id)
+            if account.kind not in ENGINE_ONLY_KINDS:
+                debitable.setdefault(account.participant, []).append(account_id)
         self.balances = merged
         self.by_ref = {account.ref: account.id for account in accounts.values() if account.ref}
         self.sorted_ids = tuple(sorted(accounts))
         self.by_participant = {bic: tuple(ids) for bic, ids in by_participant.items()}
+        self.debitable_by_participant = {bic: frozenset(ids) for bic, ids in debitable.items()}
         self.accounts = accounts  # Last: a reader finding an account also finds its balance.
 
     def get(self, account_id: int) -> tuple[Account, tuple[int, int, int, int]] | None:
@@ -210,6 +227,63 @@ class _Job:
     size: int = 1
     principal: Principal | None = None
     chain_open: bool = False  # transfers: the last one is linked (its chain is still open)
+    # Fairness (``FairQueue``): whose queue the job waits in ("" for jobs of no participant) and
+    # what it costs the writer, in units (``ServerConfig``, "Fairness limits").
+    participant: str = ""
+    units: int = 0
+    # A payments job is handed to the writer in parts of whole payments (``take``), each a job of
+    # its own; this job's future is answered once every part is, with their outcomes in order.
+    item_units: int = 0  # units per payment; 0: never split
+    handed: int = 0  # payments handed over in parts so far
+    parts: list[_Job] = field(default_factory=list)
+
+    def sliceable(self) -> bool:
+        return self.kind == "payments" and self.item_units > 0 and self.size > 1
+
+    def remaining_units(self) -> int:
+        return self.item_units * (self.size - self.handed) if self.sliceable() else self.units
+
+    def settled(self) -> bool:
+        return self.future.done()
+
+    def take(self, units: int) -> _Job | None:
+        """The next ``units`` worth of payments (at least one) as a job of its own, or the whole
+        job if none was handed over yet and ``units`` covers it."""
+        count = min(self.size - self.handed, units // self.item_units)
+        if count <= 0:
+            return None
+        if self.handed == 0 and count == self.size:
+            self.handed = self.size
+            return self
+        start, self.handed = self.handed, self.handed + count
+        part = _Job(
+            "payments",
+            self.payload[start : start + count],
+            size=count,
+            principal=self.principal,
+            participant=self.participant,
+            units=count * self.item_units,
+        )
+        self.parts.append(part)
+        part.future.add_done_callback(self._part_done)
+        return part
+
+    def _part_done(self, _: Future[Any]) -> None:
+        if self.future.done():
+            return
+        for part in self.parts:
+            if part.future.done() and part.future.exception() is not None:
+                self.future.set_exception(part.future.exception())  # type: ignore[arg-type]
+                return
+        if self.handed == self.size and all(part.future.done() for part in self.parts):
+            self.future.set_result([out for part in self.parts for out in part.future.result()])
+
+
+def _quota_names(job: _Job) -> list[str]:
+    """The write-quota buckets a job draws on: its participant's and its key's."""
+    if job.principal is None or job.kind not in ("transfers", "payments", "iso"):
+        return []
+    return [f"participant:{job.principal.participant}", f"key:{job.principal.key_id}"]
 
 
 @dataclass(frozen=True)
@@ -231,7 +305,16 @@ class LedgerService:
         self.read_stores = ReadStores(config)
         self.journal_reader = JournalReader(config.journal)
         self.failure: BaseException | None = None
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.write_queue_max)
+        self._queue = FairQueue(
+            jobs_max=config.write_queue_max,
+            lane_jobs_max=config.write_queue_participant_max,
+            lane_units_max=config.write_queue_participant_units_max,
+            quantum=config.write_quantum_units,
+            round_jobs_max=JOBS_PER_ROUND_MAX,
+        )
+        self.quota = WriteQuota(
+            config.write_units_per_second, config.write_units_burst, config.write_rate_buckets_max
+        )
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sco-settle-writer", daemon=True)
@@ -262,35 +345,109 @@ class LedgerService:
     # -- jobs (called from request handlers) -------------------------------------------------
 
     def _submit(self, job: _Job) -> Future[Any]:
+        """Queue a job. A participant's write first takes its units from the participant's and
+        the key's write quotas (``WriteQuota``), then waits in the participant's own queue
+        (``FairQueue``); either may refuse it with ``RateLimitedError`` (429)."""
         if self.failure is not None:
-            raise ServiceUnavailableError(f"the ledger service stopped: {self.failure!r}")
+            raise ServiceUnavailableError()
+        if job.kind == "record":  # Answers a request already admitted: never refused.
+            self._queue.put_internal(job)
+            return job.future
+        names = _quota_names(job)
+        self.quota.take(names, job.units)
         try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise QueueFullError(f"{self.config.write_queue_max} writes are waiting") from None
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                raise QueueFullError(f"{self.config.write_queue_max} writes are waiting") from None
+        except BaseException:
+            self.quota.give_back(names, job.units)
+            raise
         return job.future
+
+    def admit(self, principal: Principal) -> None:
+        """Refuse (``RateLimitedError``) a write of ``principal`` that ``_submit`` would refuse
+        whatever its size: its participant or key is out of quota, or its queue is full. Cheap,
+        so a route can ask before it reads and validates the body."""
+        self.quota.admits([f"participant:{principal.participant}", f"key:{principal.key_id}"])
+        self._queue.admits(principal.participant)
 
     def transfers(self, principal: Principal, batch: list[Transfer]) -> Future[Any]:
         chain_open = bool(batch) and bool(batch[-1].flags & _LINKED)
         return self._submit(
-            _Job("transfers", batch, size=len(batch), principal=principal, chain_open=chain_open)
+            _Job(
+                "transfers",
+                batch,
+                size=len(batch),
+                principal=principal,
+                chain_open=chain_open,
+                participant=principal.participant,
+                units=max(1, len(batch)),
+            )
         )
 
-    def payments(self, payments: list[Payment]) -> Future[Any]:
-        return self._submit(_Job("payments", payments, size=len(payments)))
+    def payments(
+        self, payments: list[Payment], *, principal: Principal | None = None
+    ) -> Future[Any]:
+        """``principal``: the caller, whose quota the payments use and whose queue they wait in
+        (None: an internal caller, no quota, a queue of its own)."""
+        unit = self.config.write_units_per_payment
+        return self._submit(
+            _Job(
+                "payments",
+                payments,
+                size=len(payments),
+                principal=principal,
+                participant=principal.participant if principal else "",
+                units=unit * max(1, len(payments)),
+                item_units=unit,
+            )
+        )
 
-    def iso_message(self, data: bytes, sender_bic: str) -> Future[Any]:
-        return self._submit(_Job("iso", (data, sender_bic)))
+    def iso_message(
+        self,
+        data: bytes,
+        sender_bic: str,
+        caller_bic: str,
+        *,
+        principal: Principal | None = None,
+    ) -> Future[Any]:
+        """``caller_bic``: the authenticated participant; the message grants nothing more.
+        ``principal`` as for ``payments``; a message costs one payment per transaction."""
+        transactions = max(1, data.count(b"TxInf>") // 2)  # Opening and closing tags.
+        return self._submit(
+            _Job(
+                "iso",
+                (data, sender_bic, caller_bic),
+                principal=principal,
+                participant=principal.participant if principal else "",
+                units=self.config.write_units_per_payment * transactions,
+            )
+        )
 
     def record(self, scope: str, key: str, response: Any) -> Future[Any]:
         """Store an idempotency record (on this thread, merged with others into one commit)."""
         return self._submit(_Job("record", (scope, key, response)))
 
     def quote(self, request: QuoteRequest) -> Future[Any]:
-        return self._submit(_Job("quote", request))
+        return self._submit(
+            _Job(
+                "quote",
+                request,
+                participant=request.debtor_agent,
+                units=self.config.write_units_per_payment,
+            )
+        )
 
     def cycle(self, currencies: frozenset[str] | None, requested_by: str) -> Future[Any]:
-        return self._submit(_Job("cycle", (currencies, requested_by)))
+        return self._submit(
+            _Job(
+                "cycle",
+                (currencies, requested_by),
+                participant=requested_by,
+                units=self.config.write_quantum_units,
+            )
+        )
 
     # -- the writer thread ------------------------------------------------------------------
 
@@ -323,6 +480,15 @@ class LedgerService:
             self.engine = PaymentEngine(
                 self.ledger, self.view, self.journal, EngineSettings(mode=self.config.mode)
             )
+            recovered = self.engine.recovered
+            logger.log(
+                logging.ERROR if recovered.foreign else logging.INFO,
+                "payment records reconciled with the ledger: %s",
+                recovered.summary(),
+                extra={"event": "payments_recovered"},
+            )
+            for problem in recovered.foreign:
+                logger.error(problem, extra={"event": "payment_inconsistent"})
             self.index = PaymentIndex(self.config.journal)
         except BaseException:
             self.store.close()
@@ -342,34 +508,40 @@ class LedgerService:
             self.ledger.close()
 
     def _loop(self) -> None:
+        if self.config.writer_switch_interval_seconds:
+            # This thread is CPU-bound; request handlers wait for the GIL at every socket
+            # operation, for up to the switch interval (5 ms by default): with a backlog they
+            # would crawl. A short interval keeps them moving (``ServerConfig``).
+            sys.setswitchinterval(self.config.writer_switch_interval_seconds)
+        import os as _o
+        if _o.environ.get("SCO_GC"):  # TEMP-EXPERIMENT
+            import gc as _g  # TEMP-EXPERIMENT
+            _g.freeze()  # TEMP-EXPERIMENT
+            _g.set_threshold(*[int(x) for x in _o.environ["SCO_GC"].split(",")])  # TEMP-EXPERIMENT
         while True:
-            try:
-                first = self._queue.get(timeout=self.config.tick_seconds)
-            except queue.Empty:
-                first = None
-            waiting = [] if first is None else [first, *self._drain()]
-            stop = any(job is _STOP for job in waiting)
+            tiers = self._drain()
+            stop = any(job is _STOP for tier in tiers for job in tier)
             if time.monotonic() - self._last_tick >= self.config.tick_seconds:
                 stop = self._guarded([], self._tick) or stop
-            groups = self._groups([job for job in waiting if job is not _STOP])
+            groups = [
+                group
+                for tier in tiers
+                for group in self._groups([job for job in tier if job is not _STOP])
+            ]
             for group in groups:
                 if self.failure is not None:
                     for job in group:
-                        job.future.set_exception(ServiceUnavailableError(repr(self.failure)))
+                        job.future.set_exception(ServiceUnavailableError())
                     continue
                 stop = self._guarded(group, lambda group=group: self._execute(group)) or stop
             if stop:
                 return
 
-    def _drain(self) -> list[Any]:
-        """Every job already waiting (at most ``JOBS_PER_ROUND_MAX``)."""
-        found = []
-        while len(found) < JOBS_PER_ROUND_MAX:
-            try:
-                found.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return found
+    def _drain(self) -> list[list[Any]]:
+        """The next round of waiting jobs (at most ``JOBS_PER_ROUND_MAX``), fair between
+        participants: tiers to run in order (``FairQueue.round``); ``[]`` if nothing came
+        within ``tick_seconds``. After the stop marker: everything still waiting."""
+        return self._queue.round(self.config.tick_seconds)
 
     def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
         """The jobs of one round as groups that share a commit, kinds in order of arrival.
@@ -429,7 +601,7 @@ class LedgerService:
             except queue.Empty:
                 return
             if job is not _STOP:
-                job.future.set_exception(ServiceUnavailableError(repr(error)))
+                job.future.set_exception(ServiceUnavailableError())
 
     def _execute(self, group: list[_Job]) -> None:
         kind = group[0].kind
@@ -466,20 +638,49 @@ class LedgerService:
     # -- transfers --------------------------------------------------------------------------
 
     def _run_transfers(self, group: list[_Job]) -> None:
+        """One ledger batch for the group's jobs. A job whose own transfers cannot be prepared
+        fails alone (its future), before anything is applied: the others go on without it."""
+        from sco_settle.domain.transfer import check_text
+        from sco_settle.ledger.jsonl import BatchFormatError
+
         batch: list[Transfer] = []
         bounds = []
+        ready = []
         created_pending: dict[int, Transfer] = {}  # by the group's earlier jobs, not yet stored
         for job in group:
             assert job.principal is not None
-            items = self._usable_transfers(job.principal, job.payload, created_pending)
+            try:
+                for transfer in job.payload:  # Text no store can keep would fail the commit.
+                    if type(transfer.ref) is str:
+                        check_text(transfer.ref)
+                items = self._usable_transfers(job.principal, job.payload, created_pending)
+            except AssertionError:
+                raise  # A bug, not bad input: the writer stops (``_guarded``).
+            except (ValueError, TypeError, OverflowError) as error:  # This job's own input.
+                logger.warning(
+                    "transfer batch refused by the writer",
+                    exc_info=error,
+                    extra={"event": "job_refused"},
+                )
+                job.future.set_exception(
+                    BatchFormatError(f"a transfer cannot be applied ({type(error).__name__})")
+                )
+                continue
+            except Exception as error:
+                logger.error("writer job failed", exc_info=error, extra={"event": "job_failed"})
+                job.future.set_exception(error)
+                continue
             for transfer in items:
                 if transfer.flags & _PENDING and not transfer.flags & _RESOLVE:
                     created_pending.setdefault(transfer.id, transfer)
             bounds.append((len(batch), len(items)))
             batch.extend(items)
+            ready.append(job)
+        if not ready:
+            return
         results = self.ledger.create_transfers(batch)
         assert len(results) == len(batch)
-        for job, (start, count) in zip(group, bounds, strict=True):
+        for job, (start, count) in zip(ready, bounds, strict=True):
             job.future.set_result(results[start : start + count])
 
     def _usable_transfers(
@@ -500,8 +701,13 @@ class LedgerService:
         if principal.role is Role.NETWORK_OPERATOR:
             return batch
         assert principal.role is Role.PARTICIPANT, principal.role
-        own = set(self.published.by_participant.get(principal.participant, ()))
-        resolving = [t.pending_id for t in batch if t.flags & _RESOLVE and t.pending_id]
+        own = self.published.debitable_by_participant.get(principal.participant, frozenset())
+        # Only ids a store can hold (as ``Ledger._prefetch``): any other is not found anyway.
+        resolving = [
+            t.pending_id
+            for t in batch
+            if t.flags & _RESOLVE and type(t.pending_id) is int and 0 < t.pending_id < ID_MAX
+        ]
         stored = self.ledger.store.get_transfers(resolving) if resolving else {}
         pending = {**created_pending, **stored}
         usable = []
@@ -537,9 +743,11 @@ class LedgerService:
     def _run_iso(self, job: _Job) -> None:
         from sco_settle.gateway.iso import submit_message
 
-        data, sender_bic = job.payload
+        data, sender_bic, caller_bic = job.payload
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        reply = submit_message(data, self.engine, now=now, sender_bic=sender_bic)
+        reply = submit_message(
+            data, self.engine, now=now, sender_bic=sender_bic, caller_bic=caller_bic
+        )
         self.index.catch_up()
         job.future.set_result(reply)
 

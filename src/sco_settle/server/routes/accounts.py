@@ -15,11 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sco_settle.domain.account import Account
+from sco_settle.domain.ids import ID_MAX
 from sco_settle.domain.transfer import TransferFlags
 from sco_settle.ledger.jsonl import account_to_json, transfer_to_json
 from sco_settle.server.auth import Principal
 from sco_settle.server.errors import ApiError
 from sco_settle.server.routes.common import (
+    INT64_MAX,
     After,
     AppContext,
     Caller,
@@ -38,6 +40,8 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 _NOT_BOOKED = int(TransferFlags.PENDING | TransferFlags.VOID_PENDING)
 _HISTORY_PAGE = 10_000
 CAMT_053 = "camt.053"
+_NS_PER_DAY = 86_400 * 10**9
+_EPOCH = dt.date(1970, 1, 1)
 
 
 def account_json(account: Account, balance: tuple[int, int, int, int]) -> dict[str, Any]:
@@ -74,7 +78,7 @@ async def list_accounts(
     """The accounts the caller may see, ordered by id; optionally one participant's or
     currency's."""
     published = ctx.service.published
-    start = decode_int_cursor("accounts", after)
+    start = decode_int_cursor("accounts", after, maximum=ID_MAX)
     if caller.role.value == "participant":
         ids: tuple[int, ...] = published.by_participant.get(caller.participant, ())
     else:
@@ -112,7 +116,8 @@ async def list_account_transfers(
 ) -> Response:
     """Transfers debiting or crediting the account, oldest first (by ledger timestamp)."""
     found_id = visible_account(ctx, caller, account_id)
-    start = decode_int_cursor("transfers", after)
+    # The cursor is a timestamp; the page starts after it (``start + 1`` must fit 64 bits).
+    start = decode_int_cursor("transfers", after, maximum=INT64_MAX - 1)
 
     def read() -> list[Any]:
         with ctx.service.read_stores.store() as store:
@@ -158,11 +163,28 @@ async def get_statement(
     """Booked (posted) entries of one UTC day, with opening and closing balances."""
     found_id = visible_account(ctx, caller, account_id)
     day = date or dt.datetime.now(dt.UTC).date()
+    day_bounds(day)  # Before any work: a day outside the timestamp range is a 400.
     if format == CAMT_053:
         xml = await run_in_threadpool(_camt_053, ctx, found_id, day)
         return Response(xml, media_type="application/xml")
     body = await run_in_threadpool(_statement_json, ctx, found_id, day)
     return json_response(body)
+
+
+def day_bounds(day: dt.date) -> tuple[int, int]:
+    """The first and last ledger timestamp (ns since the epoch, UTC) of ``day``.
+
+    Timestamps are 64-bit signed in every store, so only days from 1677-09-22 to 2262-04-10
+    fit whole; any other is 400 ``date_out_of_range`` (not a 500 from the store).
+    """
+    start = (day - _EPOCH).days * _NS_PER_DAY
+    end = start + _NS_PER_DAY - 1
+    if start < -(2**63) or end > INT64_MAX:
+        raise ApiError(
+            "date_out_of_range",
+            f"date {day.isoformat()} is outside the ledger's timestamps (1677-09-22 .. 2262-04-10)",
+        )
+    return start, end
 
 
 def _camt_053(ctx: AppContext, account_id: int, day: dt.date) -> bytes:
@@ -179,8 +201,7 @@ def _camt_053(ctx: AppContext, account_id: int, day: dt.date) -> bytes:
 def _statement_json(ctx: AppContext, account_id: int, day: dt.date) -> dict[str, Any]:
     """The same rules as the camt.053 (``gateway.iso.statement``): posted movements only."""
     account = ctx.service.published.accounts[account_id]
-    start = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 10**9
-    end = start + 86_400 * 10**9 - 1
+    start, end = day_bounds(day)
     opening = 0
     entries: list[dict[str, Any]] = []
     cursor = 0

@@ -17,13 +17,14 @@ from sco_settle.network import Network
 from sco_settle.server.auth import Authenticator, Principal, SignedRequest
 from sco_settle.server.config import PAGE_LIMIT_MAX, ServerConfig
 from sco_settle.server.db import StateDb
-from sco_settle.server.errors import PROBLEM_MEDIA_TYPE, ApiError
+from sco_settle.server.errors import PROBLEM_MEDIA_TYPE, ApiError, request_id_of
 from sco_settle.server.idempotency import IdempotencyStore
 from sco_settle.server.keys import KeyStore
 from sco_settle.server.schemas import Problem
 from sco_settle.server.service import LedgerService
 
 JOB_SECONDS_MAX = 300.0  # A write that waits longer than this is answered 503.
+INT64_MAX = 2**63 - 1  # Cursors and other numbers that reach SQL are 64-bit signed there.
 
 
 @dataclass
@@ -70,7 +71,8 @@ async def principal(
     target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
     if request.scope.get("query_string"):
         target += "?" + request.scope["query_string"].decode("latin-1")
-    signed = SignedRequest(request.method, target, body)
+    client = request.client.host if request.client else ""
+    signed = SignedRequest(request.method, target, body, client, request_id_of(request))
     found = await run_in_threadpool(ctx.authenticator.authenticate, request.headers, signed)
     request.scope.setdefault("state", {})["principal"] = found
     return found
@@ -106,16 +108,20 @@ def decode_cursor(kind: str, cursor: str | None) -> str | None:
     except (ValueError, UnicodeDecodeError):
         raise ApiError("cursor_invalid", "not a cursor returned by this endpoint") from None
     found, _, value = text.partition(":")
-    if found != kind or not value:
+    # Every cursor this API issues holds printable ASCII (an id, a BIC, a number): anything else
+    # (a NUL, which PostgreSQL text cannot hold, control characters) is not one of them.
+    if found != kind or not value or not (value.isascii() and value.isprintable()):
         raise ApiError("cursor_invalid", "not a cursor returned by this endpoint")
     return value
 
 
-def decode_int_cursor(kind: str, cursor: str | None) -> int:
+def decode_int_cursor(kind: str, cursor: str | None, *, maximum: int = INT64_MAX) -> int:
+    """A cursor holding a number in 0 .. ``maximum``: by default what a 64-bit signed SQL column
+    holds (a sequence number, a timestamp); pass the largest value the route can use safely."""
     value = decode_cursor(kind, cursor)
     if value is None:
         return 0
-    if not value.isascii() or not value.isdigit() or len(value) > 40:
+    if not value.isdigit() or len(value) > 40 or int(value) > maximum:
         raise ApiError("cursor_invalid", "not a cursor returned by this endpoint")
     return int(value)
 

@@ -1,9 +1,12 @@
-"""``POST /v1/iso20022/messages``: a pacs.008 or pacs.009 in, its pacs.002 status report out.
+"""``POST /v1/iso20022/messages``: a pacs.008, pacs.009 or pacs.004 in, its pacs.002 out.
 
 The body is the XML message (``application/xml``, at most 1 MiB); the answer is always a pacs.002
 (``application/xml``), also for a message that cannot be read (group status RJCT, reason FF01), as
-the gateway does (``gateway/iso.py``). A participant may only send messages in which it is the
-debtor agent of every transaction; otherwise nothing is processed and the answer is a 403 problem.
+the gateway does (``gateway/iso.py``). A key acts only as its own participant, whatever its role:
+it may send credit transfers in which it is the debtor agent of every transaction, and returns
+(pacs.004) in which it is the returning (instructing) agent of every transaction; otherwise
+nothing is processed and the answer is a 403 problem. A return is then carried out only if the
+caller is the original payment's creditor agent; for anyone else the original does not exist.
 """
 
 from __future__ import annotations
@@ -12,45 +15,55 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from sco_settle.gateway.iso import payment_from_credit_transfer
+from sco_settle.gateway.iso import agent_bic, payment_from_credit_transfer
 from sco_settle.messaging.iso20022 import (
     MESSAGE_BYTES_MAX,
     CreditTransfer,
     CreditTransferMessage,
     MessageRejectedError,
+    PaymentReturn,
+    PaymentReturnMessage,
     read_message,
 )
 from sco_settle.server.auth import Principal
 from sco_settle.server.errors import ApiError
 from sco_settle.server.idempotency import idempotent
-from sco_settle.server.keys import Role
 from sco_settle.server.routes.common import (
     WRITE_PROBLEMS,
-    Caller,
     Context,
     idempotency_header_doc,
     problems,
     wait,
 )
+from sco_settle.server.routes.payments import WriteCaller
 
 router = APIRouter(prefix="/v1/iso20022", tags=["iso20022"])
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
 
 
-def _foreign_debtor_agents(data: bytes, caller: Principal) -> list[str]:
-    """Debtor agents in the message other than the caller (an unreadable message has none: the
-    gateway answers it with a rejection and moves nothing)."""
+def _foreign_agents(data: bytes, caller: Principal) -> list[str]:
+    """Agents acting in the message other than the caller: the debtor agents of credit
+    transfers, the returning (instructing) agents of returns. Whatever the key's role, a message
+    acts only with the caller's own authority (an unreadable message has none: the gateway
+    answers it with a rejection and moves nothing; the gateway checks each item again)."""
     try:
         message = read_message(data)
     except MessageRejectedError:
         return []
-    if not isinstance(message, CreditTransferMessage):
+    if isinstance(message, CreditTransferMessage):
+        agents = {
+            payment_from_credit_transfer(item).debtor_agent
+            for item in message.items
+            if isinstance(item, CreditTransfer)
+        }
+    elif isinstance(message, PaymentReturnMessage):
+        agents = {
+            agent_bic(item.instructing_agent) or "?"
+            for item in message.items
+            if isinstance(item, PaymentReturn)
+        }
+    else:
         return []
-    agents = {
-        payment_from_credit_transfer(item).debtor_agent
-        for item in message.items
-        if isinstance(item, CreditTransfer)
-    }
     return sorted(agent for agent in agents if agent != caller.participant)
 
 
@@ -71,7 +84,7 @@ def _foreign_debtor_agents(data: bytes, caller: Principal) -> list[str]:
         "parameters": [idempotency_header_doc()],
     },
 )
-async def submit_iso_message(request: Request, caller: Caller, ctx: Context) -> Response:
+async def submit_iso_message(request: Request, caller: WriteCaller, ctx: Context) -> Response:
     """Run a pacs.008 / pacs.009 through the payment pipeline; answer its pacs.002."""
 
     async def operation() -> Response:
@@ -85,15 +98,17 @@ async def submit_iso_message(request: Request, caller: Caller, ctx: Context) -> 
             raise ApiError(
                 "body_too_large", f"ISO 20022 messages are limited to {MESSAGE_BYTES_MAX}"
             )
-        if caller.role is Role.PARTICIPANT:
-            foreign = await run_in_threadpool(_foreign_debtor_agents, data, caller)
-            if foreign:
-                raise ApiError(
-                    "debtor_agent_not_permitted",
-                    f"this key sends only as debtor agent {caller.participant}",
-                )
+        foreign = await run_in_threadpool(_foreign_agents, data, caller)
+        if foreign:
+            raise ApiError(
+                "debtor_agent_not_permitted",
+                f"this key sends only as {caller.participant}: debtor agent of its payments,"
+                " returning (creditor) agent of its returns",
+            )
         sender = ctx.network.settlement_agents.get("CNY") or caller.participant
-        reply = await wait(ctx.service.iso_message(data, sender))
+        reply = await wait(
+            ctx.service.iso_message(data, sender, caller.participant, principal=caller)
+        )
         return Response(reply, media_type="application/xml")
 
     return await idempotent(request, caller, ctx.idempotency, operation)

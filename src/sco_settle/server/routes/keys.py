@@ -2,6 +2,10 @@
 
 A new key's secret and signing secret are in the creation (or rotation) answer only; they are
 never shown again. The same operations exist offline: ``sco-settle keys ...``.
+
+Rotation is one transaction (successor and the predecessor's expiry together), and a key is
+rotated at most once: rotating a key that already has a successor is 409 ``key_already_rotated``
+(rotate the successor instead), a revoked or expired one 409 ``key_not_active``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sco_settle.server.errors import ApiError
 from sco_settle.server.idempotency import idempotent
 from sco_settle.server.keys import (
     IssuedKey,
+    KeyAlreadyRotatedError,
     KeyNotActiveError,
     Role,
     UnknownKeyError,
@@ -147,6 +152,8 @@ async def rotate_key(
             )
         except UnknownKeyError:
             raise ApiError("key_not_found", f"no key {key_id!r}") from None
+        except KeyAlreadyRotatedError as error:  # Before its base class, KeyNotActiveError.
+            raise ApiError("key_already_rotated", str(error)) from None
         except KeyNotActiveError as error:
             raise ApiError("key_not_active", str(error)) from None
         return json_response(issued_json(issued), 201)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -57,6 +57,18 @@ def outcome_json(outcome: PaymentOutcome) -> dict[str, Any]:
         "settled_at": outcome.settled_at,
         "duplicate": outcome.duplicate,
     }
+
+
+async def write_caller(caller: Caller, ctx: Context) -> Principal:
+    """The caller of a write, refused with 429 ``rate_limited`` *before* its body is validated
+    if its participant or key is out of quota or its queue is full (``LedgerService.admit``):
+    a client that ignores ``Retry-After`` then costs little. The write itself is checked again,
+    with its size, when it is queued."""
+    ctx.service.admit(caller)
+    return caller
+
+
+WriteCaller = Annotated[Principal, Depends(write_caller)]
 
 
 def debtor_agent_for(caller: Principal, requested: str | None) -> str:
@@ -109,7 +121,7 @@ def visibility(caller: Principal) -> PaymentFilter:
     openapi_extra={"parameters": [idempotency_header_doc()]},
 )
 async def create_payment(
-    body: PaymentIn, request: Request, caller: Caller, ctx: Context
+    body: PaymentIn, request: Request, caller: WriteCaller, ctx: Context
 ) -> Response:
     """Validate, screen, route and settle (RTGS) or hold for the cycle (DNS). The outcome's
     ``status`` is settled, queued (with the reason it waits) or rejected (ISO 20022 reason)."""
@@ -117,7 +129,9 @@ async def create_payment(
     async def operation() -> Response:
         if not caller.moves_money:
             raise ApiError("forbidden", "this key's role cannot move money")
-        (outcome,) = await wait(ctx.service.payments([payment_from(body, caller)]))
+        (outcome,) = await wait(
+            ctx.service.payments([payment_from(body, caller)], principal=caller)
+        )
         return json_response(outcome_json(outcome), 200 if outcome.duplicate else 201)
 
     return await idempotent(request, caller, ctx.idempotency, operation)
@@ -176,7 +190,7 @@ batch_router = APIRouter(prefix="/v1/payment-batches", tags=["payments"])
     openapi_extra={"parameters": [idempotency_header_doc()]},
 )
 async def create_payment_batch(
-    body: PaymentBatchIn, request: Request, caller: Caller, ctx: Context
+    body: PaymentBatchIn, request: Request, caller: WriteCaller, ctx: Context
 ) -> Response:
     """Up to 1,000 payments in one request: each is validated, screened, routed and settled (or
     queued, or rejected) exactly as through ``POST /v1/payments``, but their settlement chains go
@@ -187,7 +201,7 @@ async def create_payment_batch(
         if not caller.moves_money:
             raise ApiError("forbidden", "this key's role cannot move money")
         payments = [payment_from(item, caller) for item in body.payments]
-        outcomes = await wait(ctx.service.payments(payments))
+        outcomes = await wait(ctx.service.payments(payments, principal=caller))
         return json_response({"outcomes": [outcome_json(o) for o in outcomes]}, 200)
 
     return await idempotent(request, caller, ctx.idempotency, operation)
