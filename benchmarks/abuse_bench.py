@@ -70,7 +70,9 @@ def cli_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("sco-settle")
-    return [found] if found else [sys.executable, "-m", "sco_settle.cli.main"]
+    return (
+        [found] if found else [sys.executable, "-c", "from sco_settle.cli.main import main; main()"]
+    )
 
 
 def create_key(db: str, participant: str) -> dict[str, str]:
@@ -252,6 +254,7 @@ async def _attack(
     kind: str, base: str, key: dict[str, str], connections: int, ready: Any, stop: Any
 ) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
+    outcomes: Counter[str] = Counter()  # of the attacker's payments, by status and reason
     run = uuid.uuid4().hex[:10]
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(300, connect=30)
@@ -281,6 +284,9 @@ async def _attack(
                             },
                         )
                     statuses[str(answer.status_code)] += 1
+                    if answer.status_code == 200 and kind in ("unfundable", "big_batches"):
+                        for outcome in answer.json()["outcomes"]:
+                            outcomes[f"{outcome['status']} {outcome['reason'] or ''}".strip()] += 1
                 except httpx.HTTPError as error:
                     statuses[type(error).__name__] += 1
                     await asyncio.sleep(0.05)
@@ -295,7 +301,12 @@ async def _attack(
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         unanswered = len(pending)
-    return {"requests": sum(statuses.values()), "statuses": dict(statuses), "cut": unanswered}
+    return {
+        "requests": sum(statuses.values()),
+        "statuses": dict(statuses),
+        "payment_outcomes": dict(outcomes),
+        "unanswered_at_stop": unanswered,
+    }
 
 
 # -- one attack ----------------------------------------------------------------------------------
@@ -362,7 +373,7 @@ def main() -> None:
     parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.warmup = 3.0, 2.5
+        args.seconds, args.warmup = 3.0, 2.0
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)

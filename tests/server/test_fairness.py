@@ -271,6 +271,25 @@ async def over_quota(tmp_path):
                 headers=a | {"Idempotency-Key": "a-4"},
             )
             assert garbage.status_code == 429, garbage.text
+            # Transfer batches and ISO 20022 messages draw on the same quota.
+            own = (await http.get(f"/v1/accounts/settlement:{A}:CNY", headers=a)).json()["id"]
+            peer = (await http.get(f"/v1/accounts/settlement:{B}:CNY", headers=b)).json()["id"]
+            transfers = await http.post(
+                "/v1/transfer-batches",
+                json={
+                    "transfers": [
+                        {"id": "9001", "debit_account": own, "credit_account": peer, "amount": 1}
+                    ]
+                },
+                headers=a | {"Idempotency-Key": "a-5"},
+            )
+            assert transfers.status_code == 429, transfers.text
+            iso = await http.post(
+                "/v1/iso20022/messages",
+                content=b"<Document/>",
+                headers=a | {"Idempotency-Key": "a-6", "Content-Type": "application/xml"},
+            )
+            assert iso.status_code == 429, iso.text
             # Another participant is not affected.
             other = await http.post(
                 "/v1/payment-batches",

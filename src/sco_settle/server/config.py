@@ -120,27 +120,30 @@ class ServerConfig:
     # Fairness limits
     # Writes are measured in units of writer work: a transfer is 1 unit, a payment (or a
     # transaction of an ISO 20022 message) ``write_units_per_payment``. Quota: a token bucket per
-    # participant and one per API key, each refilled at ``write_units_per_second`` up to
-    # ``write_units_burst``; a write that finds either short is answered 429 ``rate_limited`` with
-    # Retry-After, before it is queued. The defaults let one participant use about the writer's
-    # whole capacity (they are a backstop; set them to a participant's contracted rate).
-    # Fairness: the writer serves one queue per participant, round robin, ``write_quantum_units``
-    # per participant and round (payment batches are served in slices), so a backlog of one
-    # participant delays another's request by about one slice. A participant may have at most
-    # ``write_queue_participant_max`` jobs and ``write_queue_participant_units_max`` units
+    # participant and one per API key, refilled at ``write_units_per_second`` up to
+    # ``write_units_burst``; a write is admitted while both hold more than nothing and then takes
+    # its units (a bucket may go into debt by one write); else 429 ``rate_limited`` with
+    # Retry-After, before the body is even validated. The defaults let one participant use about
+    # the writer's whole capacity, with 64 batches of 1,000 in flight: a backstop, to be set to
+    # what each participant is meant to get.
+    # Fairness: the writer serves one queue per participant, in turn, ``write_quantum_units`` per
+    # participant and round (payment batches are served in slices of whole payments), so a
+    # participant's backlog delays another's request by about one slice. A participant may have
+    # at most ``write_queue_participant_max`` jobs and ``write_queue_participant_units_max`` units
     # waiting; beyond: 429 ``rate_limited`` for it alone (``write_queue_max`` still bounds all).
     write_units_per_payment: int = 16  # a payment costs the writer about 16 transfers' work
-    write_units_per_second: float = 50_000.0  # per participant and per key
-    write_units_burst: int = 2_000_000  # per participant and per key
+    write_units_per_second: float = 50_000.0  # per participant and per key (~3,000 payments/s)
+    write_units_burst: int = 2_000_000  # per participant and per key (125 batches of 1,000)
     write_rate_buckets_max: int = 10_000  # buckets kept (LRU); an evicted bucket starts full
-    write_quantum_units: int = 256  # per participant per writer round (~15-20 ms of work)
+    write_quantum_units: int = 1_024  # per participant and round (64 payments: ~20-40 ms)
     write_queue_participant_max: int = 1_000  # jobs one participant may have waiting
     write_queue_participant_units_max: int = 1_200_000  # units one participant may have waiting
-    # The writer thread is CPU-bound while it works through a backlog; request handlers then wait
+    # While the writer thread works through a backlog it is CPU-bound: request handlers then wait
     # for the GIL at every socket operation, up to Python's switch interval (5 ms by default),
-    # and every other request crawls. The writer sets this interval when it starts (process-wide;
-    # 0: leave it as it is).
+    # and the backlog's many live objects make full garbage collections (which stop every
+    # thread) frequent. The writer sets both when it starts (process-wide; 0: leave them).
     writer_switch_interval_seconds: float = 0.0005
+    writer_gc_young_threshold: int = 50_000  # first value of gc.set_threshold (Python: 700)
     tick_seconds: float = 1.0  # expire pending transfers, retry the RTGS queue when idle
     log_level: str = "INFO"
 

@@ -27,6 +27,7 @@ committed state (see ``ledger.ledger``). It does not try to carry on.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import queue
@@ -274,9 +275,24 @@ class _Job:
         for part in self.parts:
             if part.future.done() and part.future.exception() is not None:
                 self.future.set_exception(part.future.exception())  # type: ignore[arg-type]
+                self.parts = []  # No cycle (part -> callback -> self -> part) left to collect.
                 return
         if self.handed == self.size and all(part.future.done() for part in self.parts):
             self.future.set_result([out for part in self.parts for out in part.future.result()])
+            self.parts = []
+
+
+def _share_the_interpreter(config: ServerConfig) -> None:
+    """Process-wide settings that keep request handlers responsive while the writer thread is
+    CPU-bound (``ServerConfig``, "Fairness limits"): a short GIL switch interval, or handlers
+    wait up to 5 ms for the GIL at every socket operation; and rarer young-generation garbage
+    collections, or a backlog's many live objects make full collections (which stop every
+    thread) frequent and long."""
+    if config.writer_switch_interval_seconds > 0:
+        sys.setswitchinterval(config.writer_switch_interval_seconds)
+    threshold = config.writer_gc_young_threshold
+    if threshold > 0 and gc.get_threshold()[0] < threshold:
+        gc.set_threshold(threshold, *gc.get_threshold()[1:])
 
 
 def _quota_names(job: _Job) -> list[str]:
@@ -508,16 +524,7 @@ class LedgerService:
             self.ledger.close()
 
     def _loop(self) -> None:
-        if self.config.writer_switch_interval_seconds:
-            # This thread is CPU-bound; request handlers wait for the GIL at every socket
-            # operation, for up to the switch interval (5 ms by default): with a backlog they
-            # would crawl. A short interval keeps them moving (``ServerConfig``).
-            sys.setswitchinterval(self.config.writer_switch_interval_seconds)
-        import os as _o
-        if _o.environ.get("SCO_GC"):  # TEMP-EXPERIMENT
-            import gc as _g  # TEMP-EXPERIMENT
-            _g.freeze()  # TEMP-EXPERIMENT
-            _g.set_threshold(*[int(x) for x in _o.environ["SCO_GC"].split(",")])  # TEMP-EXPERIMENT
+        _share_the_interpreter(self.config)
         while True:
             tiers = self._drain()
             stop = any(job is _STOP for tier in tiers for job in tier)

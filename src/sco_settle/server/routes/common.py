@@ -172,3 +172,15 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 WRITE_PROBLEMS = (400, 403, 409, 413)
 _ = Problem  # The Problem schema is added to the document's components in ``app``.
+
+
+async def write_caller(caller: Caller, ctx: Context) -> Principal:
+    """The caller of a write, refused with 429 ``rate_limited`` *before* its body is validated
+    if its participant or key is out of quota or its queue is full (``LedgerService.admit``):
+    a client that ignores ``Retry-After`` then costs little. The write itself is checked again,
+    with its size, when it is queued."""
+    ctx.service.admit(caller)
+    return caller
+
+
+WriteCaller = Annotated[Principal, Depends(write_caller)]

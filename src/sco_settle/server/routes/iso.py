@@ -31,11 +31,11 @@ from sco_settle.server.idempotency import idempotent
 from sco_settle.server.routes.common import (
     WRITE_PROBLEMS,
     Context,
+    WriteCaller,
     idempotency_header_doc,
     problems,
     wait,
 )
-from sco_settle.server.routes.payments import WriteCaller
 
 router = APIRouter(prefix="/v1/iso20022", tags=["iso20022"])
 XML_MEDIA_TYPES = ("application/xml", "text/xml")

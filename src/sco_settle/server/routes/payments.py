@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -26,6 +26,7 @@ from sco_settle.server.routes.common import (
     Caller,
     Context,
     Limit,
+    WriteCaller,
     decode_int_cursor,
     idempotency_header_doc,
     json_response,
@@ -57,18 +58,6 @@ def outcome_json(outcome: PaymentOutcome) -> dict[str, Any]:
         "settled_at": outcome.settled_at,
         "duplicate": outcome.duplicate,
     }
-
-
-async def write_caller(caller: Caller, ctx: Context) -> Principal:
-    """The caller of a write, refused with 429 ``rate_limited`` *before* its body is validated
-    if its participant or key is out of quota or its queue is full (``LedgerService.admit``):
-    a client that ignores ``Retry-After`` then costs little. The write itself is checked again,
-    with its size, when it is queued."""
-    ctx.service.admit(caller)
-    return caller
-
-
-WriteCaller = Annotated[Principal, Depends(write_caller)]
 
 
 def debtor_agent_for(caller: Principal, requested: str | None) -> str:

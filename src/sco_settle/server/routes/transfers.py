@@ -28,8 +28,8 @@ from sco_settle.server.errors import ApiError
 from sco_settle.server.idempotency import idempotent
 from sco_settle.server.routes.common import (
     WRITE_PROBLEMS,
-    Caller,
     Context,
+    WriteCaller,
     idempotency_header_doc,
     problems,
     wait,
@@ -54,7 +54,7 @@ _BODY_DOC = {
     responses=problems(*WRITE_PROBLEMS, 415),
     openapi_extra=_BODY_DOC,
 )
-async def create_transfer_batch(request: Request, caller: Caller, ctx: Context) -> Response:
+async def create_transfer_batch(request: Request, caller: WriteCaller, ctx: Context) -> Response:
     """Apply transfers atomically per linked chain; answer once durable."""
     check_json_media_type(request.headers.get("content-type"))
 
