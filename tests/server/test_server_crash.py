@@ -63,15 +63,60 @@ def outcomes_of(answer: dict) -> list[dict]:
     return answer.get("outcomes", [answer])
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path):
+    """(URL, server arguments, audit): a fresh ledger on SQLite or on PostgreSQL (whose payment
+    journal is a SQLite file), and how to reconcile its payment records with its ledger."""
+    if request.param == "sqlite":
+        db = tmp_path / "crash.db"
+
+        def audit_sqlite() -> None:
+            verified = cli("verify", "--db", str(db))
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+            assert "payment records reconcile with the ledger" in verified.stdout
+            assert "0 in flight" in verified.stdout
+
+        return f"sqlite:///{db}", (), {}, audit_sqlite
+    dsn = request.getfixturevalue("postgres_dsn")
+    schema = request.getfixturevalue("pg_schema")
+    journal = tmp_path / "journal.db"
+
+    def audit_postgres() -> None:
+        from sco_settle.ledger import Ledger
+        from sco_settle.ledger.invariants import verify
+        from sco_settle.network import load_network
+        from sco_settle.payments.engine import PaymentEngine
+        from sco_settle.payments.journal import PaymentJournal
+        from sco_settle.payments.network_view import NetworkView, load_rates
+        from sco_settle.storage.postgres import PostgresStore
+
+        store = PostgresStore(dsn, schema=schema, readonly=True)
+        try:
+            assert verify(store).ok
+        finally:
+            store.close()
+        ledger = Ledger(PostgresStore(dsn, schema=schema))
+        records = PaymentJournal(journal)
+        try:
+            engine = PaymentEngine(ledger, NetworkView(load_network("sco"), load_rates()), records)
+            audit = engine.audit()
+            assert audit.ok and not audit.intents, audit.findings[:5]
+        finally:
+            ledger.close()
+            records.close()
+
+    return dsn, ("--journal", str(journal)), {"schema": schema}, audit_postgres
+
+
 @pytest.mark.slow
-def test_sigkill_under_load_loses_nothing_and_records_reconcile(tmp_path):
-    db = tmp_path / "crash.db"
+def test_sigkill_under_load_loses_nothing_and_records_reconcile(tmp_path, database):
+    url, extra, options, audit = database
     rng = random.Random(5)
     acked: list = []
     unacked: list = []
     keys: dict = {}
     for kill in range(KILLS):
-        server = start_server(f"sqlite:///{db}", tmp_path / f"server{kill}.log")
+        server = start_server(url, tmp_path / f"server{kill}.log", *extra, **options)
         if not keys:
             keys = {bic: server.key(bic) for bic in {p[0] for p in PAIRS}}
         stop = threading.Event()
@@ -88,7 +133,7 @@ def test_sigkill_under_load_loses_nothing_and_records_reconcile(tmp_path):
         for thread in threads:
             thread.join(timeout=60)
         server.stop()
-    server = start_server(f"sqlite:///{db}", tmp_path / "final.log")
+    server = start_server(url, tmp_path / "final.log", *extra, **options)
     try:
         assert acked, "no request was acknowledged before the kills"
         for (issued, path, json, idempotency), first in acked:
@@ -108,7 +153,4 @@ def test_sigkill_under_load_loses_nothing_and_records_reconcile(tmp_path):
                     assert outcome["status"] in ("settled", "queued", "rejected"), outcome
     finally:
         server.stop()
-    verified = cli("verify", "--db", str(db))
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "payment records reconcile with the ledger" in verified.stdout
-    assert "0 in flight" in verified.stdout
+    audit()
