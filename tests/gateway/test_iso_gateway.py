@@ -287,7 +287,19 @@ def test_forged_returns_are_refused_and_move_nothing(tmp_path):
     assert send(naming_self[b"BKCHCNBJ"], "BKCHCNBJ") == [("RJCT", "NARR")]
     assert sorted((s.id, s.balance_tuple()) for s in engine.ledger.accounts()) == before
     assert engine.outcome(f"HSBKKZKX:{domestic.uetr}").status.value == "settled"
-    # The creditor agent itself may.
+    # The creditor agent itself may, for the whole amount only: a return moves what it says.
+    partial = write_message(
+        return_for(
+            original,
+            domestic,
+            message_id="RTN-2",
+            created_at=now,
+            reason_code="AC04",
+            returned_amount_minor=domestic.settlement_amount_minor // 2,
+        )
+    )
+    assert send(partial, "KCJBKZKX") == [("RJCT", "AM09")]
+    assert sorted((s.id, s.balance_tuple()) for s in engine.ledger.accounts()) == before
     assert send(genuine, "KCJBKZKX") == [("ACSC", None)]
     ledger.close()
 

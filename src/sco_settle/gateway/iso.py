@@ -189,7 +189,12 @@ def _return_one(
         if engine.outcome(payment_id) is None:
             continue
         try:
-            engine.return_payment(payment_id, returned_by=returned_by, reason=reason)
+            engine.return_payment(
+                payment_id,
+                returned_by=returned_by,
+                reason=reason,
+                amount=(item.returned_amount_minor, item.returned_currency),
+            )
         except PaymentRejected as rejection:
             return "RJCT", (
                 ReasonInfo(

@@ -345,12 +345,21 @@ class PaymentEngine:
             )
         return replace(outcome, duplicate=True)
 
-    def return_payment(self, payment_id: str, *, returned_by: str, reason: str) -> PaymentOutcome:
+    def return_payment(
+        self,
+        payment_id: str,
+        *,
+        returned_by: str,
+        reason: str,
+        amount: tuple[int, str] | None = None,
+    ) -> PaymentOutcome:
         """Move a settled payment's money back (a pacs.004 return): the reverse of its chain,
         leg by leg in reverse order, as one linked chain. ``returned_by`` is the *authenticated*
         participant asking (never a field of the message): only the payment's creditor agent may
         return it, and for anyone else the payment does not exist (no existence oracle). A
-        second return of the same payment answers the first outcome (the ids are derived)."""
+        second return of the same payment answers the first outcome (the ids are derived).
+        ``amount`` (minor units, currency), when the message states it, must be the whole amount
+        the creditor received: a return moves exactly what it says or nothing (AM09)."""
         found = self.journal.get(payment_id)
         if found is None or returned_by != found[0].creditor_agent:
             raise PaymentRejected(Reason.NARR, "original payment not found")
@@ -359,6 +368,13 @@ class PaymentEngine:
             return replace(outcome, duplicate=True)
         if outcome.status is not PaymentStatus.SETTLED:
             raise PaymentRejected(Reason.NARR, f"payment is {outcome.status.value}, not settled")
+        received = (outcome.amount_delivered_minor, payment.creditor_currency)
+        if amount is not None and amount != received:
+            raise PaymentRejected(
+                Reason.AM09,
+                f"a return moves the whole amount received, {received[0]} {received[1]} (minor"
+                f" units), not {amount[0]} {amount[1]}: partial returns are not supported",
+            )
         originals = self.ledger.store.get_transfers(outcome.transfer_ids)
         if (
             not originals

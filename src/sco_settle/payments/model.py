@@ -46,6 +46,7 @@ class Reason(enum.StrEnum):
     AM02 = "AM02"  # NotAllowedAmount (over the maximum)
     AM03 = "AM03"  # NotAllowedCurrency (no settlement in that currency)
     AM04 = "AM04"  # InsufficientFunds
+    AM09 = "AM09"  # WrongAmount
     AM11 = "AM11"  # InvalidTransactionCurrency
     AC01 = "AC01"  # IncorrectAccountNumber
     AC03 = "AC03"  # InvalidCreditorAccountNumber
@@ -71,6 +72,7 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.AM02: "amount exceeds the maximum allowed",
     Reason.AM03: "currency is not settled by the network",
     Reason.AM04: "insufficient funds",
+    Reason.AM09: "wrong amount",
     Reason.AM11: "invalid transaction currency",
     Reason.AC01: "incorrect account number",
     Reason.AC03: "invalid creditor account number",
