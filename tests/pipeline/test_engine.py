@@ -156,7 +156,7 @@ def test_gridlock_is_resolved_simultaneously(make_engine):
     ]
     outcomes = engine.submit_many(cycle)
     assert [o.status for o in outcomes] == [PaymentStatus.QUEUED] * 3
-    engine.run_liquidity_saving()
+    engine.run_cycle()
     assert [engine.outcome(p.payment_id).status for p in cycle] == [PaymentStatus.SETTLED] * 3
     assert engine.stats.settled_by_offsetting + engine.stats.settled_by_gridlock == 3
     assert all(balance(engine, f"settlement:{bank}:KZT") == 0 for bank in banks)
@@ -176,11 +176,11 @@ def test_queue_is_fifo_per_payer_urgent_first_and_times_out(make_engine):
     # 150 arrives: only one of the two can settle, and it must be the urgent one.
     payer_in = engine.view.account_id(f"settlement:{KZ_B}:KZT")
     assert engine.ledger.create_transfers([Transfer(902, payer_in, account, 150)]) == ["ok"]
-    engine.run_liquidity_saving()
+    engine.run_cycle()
     assert engine.outcome("q2").status is PaymentStatus.SETTLED
     assert engine.outcome("q1").status is PaymentStatus.QUEUED
     engine.clock.advance(61)
-    engine.run_liquidity_saving()
+    engine.run_cycle()
     late = engine.outcome("q1")
     assert late.status is PaymentStatus.REJECTED and late.reason is Reason.TM01
     assert balance(engine, f"settlement:{KZ_A}:KZT") == 50
@@ -199,10 +199,10 @@ def test_dns_nets_defers_over_cap_and_conserves_value(make_engine):
     ]
     before = {bank: balance(engine, f"settlement:{bank}:KZT") for bank in (KZ_A, KZ_B, KZ_C)}
     assert {o.status for o in engine.submit_many(payments)} == {PaymentStatus.QUEUED}
-    report = engine.settle_cycle()
-    assert report["settled"] == 3 and report["deferred"] == 1
+    report = engine.run_cycle()
+    assert report.settled == 3 and report.deferred == 1
     assert engine.outcome("d3").status is PaymentStatus.QUEUED  # Deferred, not lost.
-    assert report["net_minor"]["KZT"] < report["gross_minor"]["KZT"] // 1000
+    assert report.net_minor["KZT"] < report.gross_minor["KZT"] // 1000
     assert balance(engine, f"settlement:{KZ_B}:KZT") == before[KZ_B]
     assert balance(engine, f"settlement:{KZ_A}:KZT") == before[KZ_A] - 5_000_000_00
     check_ledger(engine)
@@ -228,7 +228,7 @@ def test_queue_never_settles_beyond_liquidity(make_engine, seed):
         payments.append(pay(f"r{seed}-{n}", debtor, creditor, rng.randrange(1, 400)))
     for start in range(0, 60, 7):
         engine.submit_many(payments[start : start + 7])
-        engine.run_liquidity_saving()
+        engine.run_cycle()
         for bank in banks:
             assert balance(engine, f"settlement:{bank}:KZT") >= 0
     settled = [p for p in payments if engine.outcome(p.payment_id).status is PaymentStatus.SETTLED]
@@ -274,8 +274,8 @@ def test_dns_cycle_whose_positions_all_net_to_zero_settles_without_moving_money(
     engine = make_engine(EngineSettings(mode=Mode.DNS))
     before = {bank: balance(engine, f"settlement:{bank}:KZT") for bank in (KZ_A, KZ_B)}
     engine.submit_many([pay("z1", KZ_A, KZ_B, 7_000), pay("z2", KZ_B, KZ_A, 7_000)])
-    report = engine.settle_cycle()
-    assert report["settled"] == 2 and report["net_minor"] == {}
+    report = engine.run_cycle()
+    assert report.settled == 2 and report.net_minor == {}
     assert {bank: balance(engine, f"settlement:{bank}:KZT") for bank in before} == before
     assert engine.outcome("z1").status is PaymentStatus.SETTLED
     check_ledger(engine)

@@ -78,7 +78,7 @@ def test_start_up_settles_intents_from_the_ledger_and_drops_unapplied_ones(make_
     unapplied = pay(f"{KZ_A}:CRASH-2", KZ_A, KZ_B, 8_000_00)
     clock = engine.ledger.clock()
     engine.journal.begin([(settled, "settle"), (unapplied, "settle")], clock)
-    chain = engine._plan(settled, engine._route(settled)[0])
+    chain = engine.plan(settled, engine.route(settled)[0])
     assert all(r.name == "OK" for r in engine.ledger.create_transfers(chain))
     # The process dies here: money moved, no record. A new engine starts on the same stores.
     restarted = PaymentEngine(engine.ledger, engine.view, engine.journal)
@@ -126,7 +126,7 @@ def test_audit_finds_records_without_money_and_money_without_records(make_engine
     engine.journal.record([(ghost, fake, None, [])], engine.ledger.clock())
     # Money moved by the engine with no record (what M4 produced).
     orphan = pay(f"{KZ_A}:A-3", KZ_A, KZ_B, 2_000_00)
-    engine.ledger.create_transfers(engine._plan(orphan, engine._route(orphan)[0]))
+    engine.ledger.create_transfers(engine.plan(orphan, engine.route(orphan)[0]))
     report = engine.audit()
     problems = {finding.payment_id: finding.problem for finding in report.findings}
     assert "missing" in problems[ghost.payment_id]
@@ -147,8 +147,8 @@ def test_net_cycles_reconcile_and_a_crash_after_the_net_chain_is_recovered(make_
 
     engine = make_engine(EngineSettings(mode=Mode.DNS))
     engine.submit_many([pay("n1", KZ_A, KZ_B, 7_000_00), pay("n2", KZ_B, KZ_A, 2_000_00)])
-    report = engine.settle_cycle()
-    assert report["settled"] == 2 and engine.audit().ok
+    report = engine.run_cycle()
+    assert report.settled == 2 and engine.audit().ok
     with_chain = engine.outcome("n1")
     assert with_chain.transfer_ids and engine.audit().ok
     # A second cycle whose record is lost after the net chain committed.
@@ -156,7 +156,7 @@ def test_net_cycles_reconcile_and_a_crash_after_the_net_chain_is_recovered(make_
     moved_before = snapshot(engine)
     real_record = engine.journal.record
     engine.journal.record = lambda *args, **kwargs: None  # The crash: nothing recorded.
-    engine.settle_cycle()
+    engine.run_cycle()
     engine.journal.record = real_record
     assert snapshot(engine) != moved_before and engine.journal.intents()
     restarted = PaymentEngine(engine.ledger, engine.view, engine.journal, engine.settings)
@@ -165,5 +165,5 @@ def test_net_cycles_reconcile_and_a_crash_after_the_net_chain_is_recovered(make_
     assert restarted.audit().ok
     # The next cycle does not settle it again.
     after = snapshot(engine)
-    restarted.settle_cycle()
+    restarted.run_cycle()
     assert snapshot(engine) == after

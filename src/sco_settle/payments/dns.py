@@ -1,4 +1,5 @@
-"""Deferred net settlement: one cycle nets every held payment's legs per ledger account.
+"""Deferred net settlement (a ``SettlementMode``): accepted payments are held; one cycle nets
+every selected held payment's legs per ledger account.
 
 Algorithm (deterministic):
 1. Route each held payment on structure and swap-line headroom (``ignore_balances``) and plan its
@@ -16,31 +17,58 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from typing import TYPE_CHECKING, ClassVar
 
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX
 from sco_settle.payments import recovery
-from sco_settle.payments.model import PaymentOutcome, PaymentRejected, PaymentStatus
+from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
+from sco_settle.payments.modes import CycleReport, Entry, register
 from sco_settle.payments.network_view import available
 from sco_settle.payments.plan import CODE_NETTING, LINKED, transfer_id_for
+from sco_settle.payments.queue import Selection
+
+if TYPE_CHECKING:
+    from sco_settle.payments.engine import PaymentEngine
 
 SETTLE_ATTEMPTS_MAX = 32
+HELD = "held for the next settlement cycle"
 
 
-def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-untyped-def]
-    entries: list = []
+class DeferredNet:
+    name: ClassVar[str] = "dns"
+    cycle_kind: ClassVar[str] = "dns"
+    runs_when_idle: ClassVar[bool] = False  # Cycles run at their scheduled times.
+
+    def on_accepted(
+        self, engine: PaymentEngine, payment: Payment, events: list[tuple[PaymentStatus, str]]
+    ) -> PaymentOutcome | None:
+        engine.route(payment, for_cycle=True)  # Refuse now what can never settle.
+        return engine.enqueue(payment, events, reason=None, text=HELD)
+
+    def after_batch(self, engine: PaymentEngine, settled_any: bool) -> None:
+        return None
+
+    def run_cycle(
+        self, engine: PaymentEngine, selection: Selection
+    ) -> tuple[CycleReport, list[Entry]]:
+        return net_cycle(engine, selection)
+
+
+def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport, list[Entry]]:
+    entries: list[Entry] = []
     plans = []
-    for queued in sorted(engine.queue.values(), key=lambda q: q.rank):
-        events: list = []
+    for queued in engine.queue.select(selection):
+        events: list[tuple[PaymentStatus, str]] = []
         try:
-            routes = engine._route(queued.payment, for_cycle=True)
+            routes = engine.route(queued.payment, for_cycle=True)
             if not routes:
                 continue  # Swap-line headroom is exhausted: wait for a later cycle.
-            chain = engine._plan(queued.payment, routes[0])
+            chain = engine.plan(queued.payment, routes[0])
         except PaymentRejected as rejection:
-            del engine.queue[queued.payment.payment_id]
-            outcome = engine._reject(queued.payment, rejection.reason, rejection.text, events)
+            engine.queue.remove(queued.payment.payment_id)
+            outcome = engine.reject(queued.payment, rejection.reason, rejection.text, events)
             entries.append((queued.payment, outcome, None, events))
             continue
         plans.append((queued, routes[0], chain))
@@ -82,14 +110,14 @@ def net_cycle(engine) -> tuple[dict[str, object], list]:  # type: ignore[no-unty
         outcome = PaymentOutcome(
             queued.payment.payment_id,
             PaymentStatus.SETTLED,
-            reason_text=f"{recovery.NET_CYCLE_TEXT} {report['cycle']}",
+            reason_text=f"{recovery.NET_CYCLE_TEXT} {report.number}",
             amount_delivered_minor=route.amount_delivered_minor,
             route=tuple(str(node) for node in route.nodes),
             transfer_ids=net_ids,
             settled_at=engine.ledger.state.last_timestamp,
         )
-        events = [(PaymentStatus.SETTLED, f"{recovery.NET_CYCLE_TEXT} {report['cycle']}")]
-        entries.append(engine._settled_from_queue(queued, outcome, events, "settled_in_cycles"))
+        events = [(PaymentStatus.SETTLED, f"{recovery.NET_CYCLE_TEXT} {report.number}")]
+        entries.append(engine.settled_from_queue(queued, outcome, events, "settled_in_cycles"))
     engine.stats.deferred_in_cycles += len(deferred)
     return report, entries
 
@@ -193,7 +221,7 @@ def _cycle_chain(engine, included: list, net: dict[int, int]) -> list[Transfer]:
     return chain
 
 
-def _report(engine, included: list, deferred: list) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _report(engine, included: list, deferred: list) -> CycleReport:  # type: ignore[no-untyped-def]
     gross: dict[str, int] = defaultdict(int)
     for _, _, chain in included:
         for transfer in chain:
@@ -202,10 +230,14 @@ def _report(engine, included: list, deferred: list) -> dict[str, object]:  # typ
     for account_id, position in _net(included).items():
         if position < 0:
             net_debit[engine.ledger.lookup_account(account_id).currency] -= position
-    return {
-        "cycle": len(engine.stats.cycles) + 1,
-        "settled": len(included),
-        "deferred": len(deferred),
-        "gross_minor": dict(sorted(gross.items())),
-        "net_minor": dict(sorted(net_debit.items())),
-    }
+    return CycleReport(
+        DeferredNet.cycle_kind,
+        number=engine.stats.cycles + 1,
+        settled=len(included),
+        deferred=len(deferred),
+        gross_minor=dict(sorted(gross.items())),
+        net_minor=dict(sorted(net_debit.items())),
+    )
+
+
+register(DeferredNet.name, DeferredNet)

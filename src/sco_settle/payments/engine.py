@@ -1,4 +1,4 @@
-"""The payment engine: validate, screen, route, settle (RTGS or deferred net), queue, journal.
+"""The payment engine: validate, screen, route, plan, settle, queue, record.
 
 Invariants:
 - A payment settles through one linked chain of ledger transfers (``payments.plan``), so both
@@ -10,21 +10,18 @@ Invariants:
   ledger refuses any transfer that would pass an account's limit.
 - Outcomes are returned only after the ledger chain and the journal entry are durable.
 
-RTGS: a payment settles at once when its route has liquidity, else it is queued (urgent before
-normal, FIFO within each payer and priority). After every batch and on ``run_liquidity_saving``,
-the liquidity-saving mechanism retries the queue, then offsets bilaterally, then resolves gridlock
-with the partial-netting heuristic (``payments.gridlock``); queued payments past the timeout are
-rejected (TM01).
-
-DNS: payments are routed and held for the cycle; ``settle_cycle`` nets every leg per ledger account,
-defers payments (latest first) of any participant whose net debit would pass its cap or its
-liquidity, and settles all net positions as one linked chain through per-currency clearing accounts.
+*When* an accepted payment settles is its settlement mode's business (``payments.modes``: the
+``SettlementMode`` contract; ``payments.rtgs``: gross at once, else queued, and the
+liquidity-saving mechanism on each cycle; ``payments.dns``: held, then netted on each cycle). The
+engine offers the modes a narrow API: ``queue`` (with ``Selection``), ``route``, ``plan``,
+``apply_route``, ``enqueue``, ``reject``, ``settled_from_queue``, ``clearing``; and everyone else
+``submit_many``, ``run_cycle(selection)``, ``return_payment``, ``recover``, ``audit``. Queued
+payments past the timeout are rejected (TM01) at the start of each cycle.
 """
 
 from __future__ import annotations
 
-import enum
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -35,7 +32,7 @@ from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.network import account_id_for_key
-from sco_settle.payments import gridlock, recovery
+from sco_settle.payments import recovery
 from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.model import (
     REASON_TEXT,
@@ -43,24 +40,22 @@ from sco_settle.payments.model import (
     PaymentOutcome,
     PaymentRejected,
     PaymentStatus,
-    Priority,
     Reason,
 )
-from sco_settle.payments.network_view import NetworkView, Scenario, available
+from sco_settle.payments.modes import CycleReport, Entry, Mode, SettlementMode, mode_for
+from sco_settle.payments.network_view import NetworkView, Scenario
 from sco_settle.payments.plan import (
-    CODE_LSM,
     CODE_NETTING,
     CODE_RETURN,
     LINKED,
     PlanError,
-    lsm_ids,
     plan_route,
     return_leg_id,
 )
+from sco_settle.payments.queue import EVERYTHING, PaymentQueue, QueuedPayment, Selection
 from sco_settle.payments.routing import ExclusionReason, Route, RouteStatus, find_routes
 
 NS_PER_SECOND = 1_000_000_000
-GRIDLOCK_PAYMENTS_MAX = 4_000  # 2 x 4,000 transfers < BATCH_EVENTS_MAX (8,190).
 _LIQUIDITY_REASONS = frozenset(
     {
         ExclusionReason.INSUFFICIENT_BALANCE,
@@ -74,11 +69,6 @@ _LIMIT_RESULTS = frozenset(
 )
 
 Screen = Callable[[Payment], tuple[Reason, str] | None]
-
-
-class Mode(enum.StrEnum):
-    RTGS = "rtgs"
-    DNS = "dns"
 
 
 @dataclass(frozen=True)
@@ -128,38 +118,6 @@ class NameScreen:
 
 
 @dataclass
-class _Queued:
-    payment: Payment
-    seq: int
-    enqueued_at: int
-    route_hint: tuple[str, ...] = ()
-
-    @property
-    def rank(self) -> tuple[int, int]:
-        return (0 if self.payment.priority is Priority.URGENT else 1, self.seq)
-
-
-class PaymentQueue(dict[str, _Queued]):
-    """Queued payments by payment id, counting each payer's entries (for its quota)."""
-
-    def __init__(self, items: Iterable[tuple[str, _Queued]] | dict[str, _Queued] = ()) -> None:
-        super().__init__()
-        self.by_payer: Counter[str] = Counter()
-        for payment_id, queued in dict(items).items():
-            self[payment_id] = queued
-
-    def __setitem__(self, payment_id: str, queued: _Queued) -> None:
-        if payment_id in self:
-            del self[payment_id]
-        super().__setitem__(payment_id, queued)
-        self.by_payer[queued.payment.debtor_agent] += 1
-
-    def __delitem__(self, payment_id: str) -> None:
-        self.by_payer[self[payment_id].payment.debtor_agent] -= 1
-        super().__delitem__(payment_id)
-
-
-@dataclass
 class EngineStats:
     settled_immediately: int = 0
     settled_from_queue: int = 0
@@ -169,7 +127,7 @@ class EngineStats:
     deferred_in_cycles: int = 0
     queue_delays_ns: list[int] = field(default_factory=list)
     rejections: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    cycles: list[dict[str, object]] = field(default_factory=list)
+    cycles: int = 0  # cycles run (RTGS: LSM passes; DNS: netting cycles)
 
 
 class PaymentEngine:
@@ -190,16 +148,12 @@ class PaymentEngine:
         self.screen = screen
         self.scenario = scenario or Scenario()
         self.stats = EngineStats()
-        self._queue = PaymentQueue()
+        self.mode: SettlementMode = mode_for(settings.mode)
+        self.queue = PaymentQueue()
         self._queue_seq = 0
         self.clearing = self._open_clearing_accounts()
-        self._vostro_owners = {
-            (key.split(":")[2], key.split(":")[3])
-            for key in view.accounts_by_key
-            if key.startswith("vostro:")
-        }
         for payment, seq in journal.queued():
-            self.queue[payment.payment_id] = _Queued(payment, seq, ledger.clock())
+            self.queue.add(QueuedPayment(payment, seq, ledger.clock()))
             self._queue_seq = max(self._queue_seq, seq)
         self._accounts_of = recovery.holder_index(
             (key, account.id) for key, account in view.accounts_by_key.items()
@@ -208,14 +162,6 @@ class PaymentEngine:
         self._credit_line_max: dict[str, int] = {}
         # Start-up reconciliation: what a crash left unrecorded is settled from the ledger.
         self.recovered = self.recover()
-
-    @property
-    def queue(self) -> PaymentQueue:
-        return self._queue
-
-    @queue.setter
-    def queue(self, payments: dict[str, _Queued]) -> None:
-        self._queue = payments if isinstance(payments, PaymentQueue) else PaymentQueue(payments)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -248,16 +194,17 @@ class PaymentEngine:
             events_of[index] = events
             try:
                 self._accept(payment, events)
-                if self.settings.mode is Mode.DNS:
-                    outcomes[index] = self._hold_for_cycle(payment, events)
+                held = self.mode.on_accepted(self, payment, events)
+                if held is not None:
+                    outcomes[index] = held
                     continue
-                routes = self._route(payment, alternatives=False)
+                routes = self.route(payment, alternatives=False)
                 if not routes:
-                    outcomes[index] = self._enqueue(payment, events)
+                    outcomes[index] = self.enqueue(payment, events)
                     continue
-                planned.append((index, payment, events, routes, self._plan(payment, routes[0])))
+                planned.append((index, payment, events, routes, self.plan(payment, routes[0])))
             except PaymentRejected as rejection:
-                outcomes[index] = self._reject(payment, rejection.reason, rejection.text, events)
+                outcomes[index] = self.reject(payment, rejection.reason, rejection.text, events)
         # Write-ahead: a chain reaches the ledger only after its payment's intent is durable, so
         # a crash can never leave money moved without a trace of the payment (``recover``).
         self.journal.begin([(item[1], "settle") for item in planned], self.ledger.clock())
@@ -279,9 +226,8 @@ class PaymentEngine:
                 (payments[index], outcome, queued.seq if queued else None, events_of[index])
             )
         self.journal.record(entries, self.ledger.clock())
-        settled = [o for o in outcomes if o is not None and o.status is PaymentStatus.SETTLED]
-        if self.settings.mode is Mode.RTGS and settled:
-            self.run_liquidity_saving()
+        settled_any = any(o is not None and o.status is PaymentStatus.SETTLED for o in outcomes)
+        self.mode.after_batch(self, settled_any)
         return outcomes  # type: ignore[return-value]
 
     def _accept(self, payment: Payment, events: list) -> None:
@@ -306,7 +252,7 @@ class PaymentEngine:
             if outcome is None:
                 outcome = self._settle_alone(payment, routes[1:], events)
         except PaymentRejected as rejection:
-            return self._reject(payment, rejection.reason, rejection.text, events)
+            return self.reject(payment, rejection.reason, rejection.text, events)
         if outcome.status is PaymentStatus.SETTLED:
             self.stats.settled_immediately += 1
         return outcome
@@ -316,14 +262,14 @@ class PaymentEngine:
     ) -> PaymentOutcome:
         """After a refusal: the other routes, then a fresh look at the network, then the queue."""
         for route in alternatives:
-            outcome = self._apply_route(payment, route, events)
+            outcome = self.apply_route(payment, route, events)
             if outcome is not None:
                 return outcome
-        for route in self._route(payment):
-            outcome = self._apply_route(payment, route, events)
+        for route in self.route(payment):
+            outcome = self.apply_route(payment, route, events)
             if outcome is not None:
                 return outcome
-        return self._enqueue(payment, events)
+        return self.enqueue(payment, events)
 
     def outcome(self, payment_id: str) -> PaymentOutcome | None:
         return self._known(payment_id)
@@ -420,28 +366,19 @@ class PaymentEngine:
         self.journal.record([(payment, returned, None, events)], self.ledger.clock())
         return returned
 
-    def run_liquidity_saving(self) -> list[PaymentOutcome]:
-        """The LSM pass: expire, retry FIFO, offset bilaterally, resolve gridlock."""
-        if self.settings.mode is not Mode.RTGS:
-            return []
-        self.view.invalidate()
-        entries = self._expire_queue()
-        entries += self._retry_queue()
-        entries += self._resolve_gridlock(gridlock.bilateral_offsetting, "offsetting")
-        entries += self._resolve_gridlock(gridlock.partial_netting, "gridlock")
+    def run_cycle(self, selection: Selection = EVERYTHING) -> CycleReport:
+        """One cycle of the settlement mode over the selected queued payments: those past the
+        queue timeout are rejected (TM01), then the mode settles what it can (RTGS: the
+        liquidity-saving mechanism; DNS: netting). Recorded before it returns."""
+        expired = self.expire_queue(selection)
+        report, entries = self.mode.run_cycle(self, selection)
+        entries = expired + entries
         if entries:
             self.journal.record(entries, self.ledger.clock())
-        return [entry[1] for entry in entries]
-
-    def settle_cycle(self) -> dict[str, object]:
-        """DNS: net and settle every payment held for the cycle (deferring what must wait)."""
-        assert self.settings.mode is Mode.DNS
-        entries = self._expire_queue()
-        report, settled_entries = self._net_and_settle()
-        entries += settled_entries
-        if entries:
-            self.journal.record(entries, self.ledger.clock())
-        self.stats.cycles.append(report)
+        report.rejected += len(expired)
+        self.stats.cycles += 1
+        report.number = self.stats.cycles
+        report.outcomes = [entry[1] for entry in entries]
         return report
 
     # -- the life of one payment ------------------------------------------------------------
@@ -486,7 +423,7 @@ class PaymentEngine:
         ):
             raise PaymentRejected(Reason.AG03, "on-us payment: settle it in the bank's own books")
 
-    def _route(
+    def route(
         self, payment: Payment, *, for_cycle: bool = False, alternatives: bool = True
     ) -> list[Route]:
         """Routes best first; with ``alternatives=False`` only the cheapest (much faster: the
@@ -515,7 +452,7 @@ class PaymentEngine:
         if reasons & _LIQUIDITY_REASONS:
             if not for_cycle and not self.view.is_current(self.ledger, self.scenario):
                 self.view.invalidate()  # The graph lags the ledger: look again before queueing.
-                return self._route(payment, for_cycle=for_cycle, alternatives=alternatives)
+                return self.route(payment, for_cycle=for_cycle, alternatives=alternatives)
             return []  # Feasible in principle: wait for liquidity.
         if ExclusionReason.PARTICIPANT_SUSPENDED in reasons:
             raise PaymentRejected(Reason.AG01, "a participant on every route is suspended")
@@ -527,7 +464,7 @@ class PaymentEngine:
             )
         raise PaymentRejected(Reason.CNOR, "no route to the creditor agent")
 
-    def _plan(self, payment: Payment, route: Route) -> list[Transfer]:
+    def plan(self, payment: Payment, route: Route) -> list[Transfer]:
         try:
             return plan_route(
                 route,
@@ -538,8 +475,8 @@ class PaymentEngine:
         except PlanError as error:
             raise PaymentRejected(Reason.NARR, str(error)) from error
 
-    def _apply_route(self, payment: Payment, route: Route, events: list) -> PaymentOutcome | None:
-        chain = self._plan(payment, route)
+    def apply_route(self, payment: Payment, route: Route, events: list) -> PaymentOutcome | None:
+        chain = self.plan(payment, route)
         return self._judge(payment, route, chain, self.ledger.create_transfers(chain), events)
 
     def _judge(
@@ -571,7 +508,14 @@ class PaymentEngine:
             return None
         raise PaymentRejected(Reason.NARR, f"ledger refused the settlement chain: {failure}")
 
-    def _enqueue(self, payment: Payment, events: list) -> PaymentOutcome:
+    def enqueue(
+        self,
+        payment: Payment,
+        events: list,
+        reason: Reason | None = Reason.AM04,
+        text: str = "waiting for liquidity",
+    ) -> PaymentOutcome:
+        """Queue ``payment`` (within the queue's and its payer's quota, else AM04)."""
         if len(self.queue) >= self.settings.queue_max:
             raise PaymentRejected(Reason.AM04, "insufficient funds and the queue is full")
         if self.queue.by_payer[payment.debtor_agent] >= self.settings.queue_max_per_payer:
@@ -581,13 +525,11 @@ class PaymentEngine:
                 f" {self.settings.queue_max_per_payer} payments queued",
             )
         self._queue_seq += 1
-        self.queue[payment.payment_id] = _Queued(payment, self._queue_seq, self.ledger.clock())
-        events.append((PaymentStatus.QUEUED, "waiting for liquidity"))
-        return PaymentOutcome(
-            payment.payment_id, PaymentStatus.QUEUED, Reason.AM04, "waiting for liquidity"
-        )
+        self.queue.add(QueuedPayment(payment, self._queue_seq, self.ledger.clock()))
+        events.append((PaymentStatus.QUEUED, text))
+        return PaymentOutcome(payment.payment_id, PaymentStatus.QUEUED, reason, text)
 
-    def _reject(self, payment: Payment, reason: Reason, text: str, events: list) -> PaymentOutcome:
+    def reject(self, payment: Payment, reason: Reason, text: str, events: list) -> PaymentOutcome:
         self.stats.rejections[reason.value] += 1
         events.append((PaymentStatus.REJECTED, f"{reason.value}: {text}"))
         return PaymentOutcome(
@@ -671,7 +613,7 @@ class PaymentEngine:
                         queued = self.queue.get(payment.payment_id)
                         events = [(PaymentStatus.SETTLED, "found in the ledger at restart")]
                         entry = (
-                            self._settled_from_queue(queued, outcome, events, "settled_from_queue")
+                            self.settled_from_queue(queued, outcome, events, "settled_from_queue")
                             if queued is not None
                             else (payment, outcome, None, events)
                         )
@@ -692,7 +634,7 @@ class PaymentEngine:
                 report.foreign.append(rejection.text)
                 continue
             events = [(PaymentStatus.SETTLED, "found in the ledger at restart")]
-            entries.append(self._settled_from_queue(queued, outcome, events, "settled_from_queue"))
+            entries.append(self.settled_from_queue(queued, outcome, events, "settled_from_queue"))
         if entries:
             self.journal.record(entries, self.ledger.clock())
         if dropped:
@@ -710,7 +652,7 @@ class PaymentEngine:
         if outcome is None:
             return None
         events = [(PaymentStatus.SETTLED, outcome.reason_text)]
-        return self._settled_from_queue(queued, outcome, events, "settled_in_cycles")
+        return self.settled_from_queue(queued, outcome, events, "settled_in_cycles")
 
     def _recovered_return(self, payment: Payment) -> tuple | None:
         found = self.journal.get(payment.payment_id)
@@ -745,171 +687,24 @@ class PaymentEngine:
 
     # -- RTGS queue and the liquidity-saving mechanism ---------------------------------------
 
-    def _expire_queue(self) -> list:
+    def expire_queue(self, selection: Selection = EVERYTHING) -> list[Entry]:
         now = self.ledger.clock()
-        entries = []
-        for payment_id, queued in sorted(self.queue.items(), key=lambda item: item[1].rank):
+        entries: list[Entry] = []
+        for queued in self.queue.select(selection):
             if now - queued.enqueued_at >= self.settings.queue_timeout_ns:
-                del self.queue[payment_id]
+                self.queue.remove(queued.payment.payment_id)
                 events: list = []
-                outcome = self._reject(
-                    queued.payment, Reason.TM01, REASON_TEXT[Reason.TM01], events
-                )
+                outcome = self.reject(queued.payment, Reason.TM01, REASON_TEXT[Reason.TM01], events)
                 entries.append((queued.payment, outcome, None, events))
         return entries
 
-    def _settled_from_queue(
-        self, queued: _Queued, outcome: PaymentOutcome, events: list, counter: str
-    ) -> tuple:
-        del self.queue[queued.payment.payment_id]
+    def settled_from_queue(
+        self, queued: QueuedPayment, outcome: PaymentOutcome, events: list, counter: str
+    ) -> Entry:
+        self.queue.remove(queued.payment.payment_id)
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
         self.stats.queue_delays_ns.append(max(self.ledger.clock() - queued.enqueued_at, 0))
         return (queued.payment, outcome, None, events)
-
-    def _retry_queue(self) -> list:
-        """Retry in (priority, arrival) order; a payer's blocked head holds back its later ones."""
-        entries = []
-        blocked: set[tuple[str, int]] = set()
-        for queued in sorted(self.queue.values(), key=lambda q: q.rank):
-            payer_key = (queued.payment.debtor_agent, queued.rank[0])
-            if payer_key in blocked:
-                continue
-            if not self._may_have_liquidity(queued.payment):
-                blocked.add(payer_key)  # Skip routing: the first hop cannot carry it yet.
-                continue
-            events: list = []
-            try:
-                outcome = None
-                for route in self._route(queued.payment):
-                    outcome = self._apply_route(queued.payment, route, events)
-                    if outcome is not None:
-                        break
-            except PaymentRejected as rejection:
-                del self.queue[queued.payment.payment_id]
-                outcome = self._reject(queued.payment, rejection.reason, rejection.text, events)
-                entries.append((queued.payment, outcome, None, events))
-                continue
-            if outcome is None:
-                blocked.add(payer_key)
-                continue
-            entries.append(self._settled_from_queue(queued, outcome, events, "settled_from_queue"))
-        return entries
-
-    def _may_have_liquidity(self, payment: Payment) -> bool:
-        """False only when the debtor's own settlement account surely cannot pay the amount (a
-        payment out of a correspondent account is always worth a routing attempt)."""
-        key = f"settlement:{payment.debtor_agent}:{payment.currency}"
-        account_id = self.view.account_id(key)
-        state = self.ledger.lookup_account(account_id) if account_id is not None else None
-        if state is None:
-            return True
-        if (payment.debtor_agent, payment.currency) in self._vostro_owners:
-            return True
-        return available(state) + state.credit_limit >= payment.amount_minor
-
-    def _resolve_gridlock(self, algorithm: Callable, counter_name: str) -> list:
-        """Settle simultaneously the set of queued same-currency payments that balances allow."""
-        by_currency: dict[str, list[_Queued]] = defaultdict(list)
-        for queued in self.queue.values():
-            payment = queued.payment
-            if payment.currency == payment.creditor_currency and self._domestic_accounts(payment):
-                by_currency[payment.currency].append(queued)
-        entries = []
-        for code, candidates in sorted(by_currency.items()):
-            balances = {}
-            limits = {}
-            for queued in candidates:
-                for bic in (queued.payment.debtor_agent, queued.payment.creditor_agent):
-                    state = self.ledger.lookup_account(
-                        self.view.account_id(f"settlement:{bic}:{code}")
-                    )
-                    balances[bic] = available(state)
-                    limits[bic] = state.credit_limit
-            # Two transfers per payment must fit one ledger batch: the oldest first.
-            ordered = sorted(candidates, key=lambda q: q.rank)[:GRIDLOCK_PAYMENTS_MAX]
-            queue = [
-                gridlock.QueuedPayment(
-                    i,
-                    q.payment.debtor_agent,
-                    q.payment.creditor_agent,
-                    q.payment.amount_minor,
-                    1 - q.rank[0],
-                    q.seq,
-                )
-                for i, q in enumerate(ordered)
-            ]
-            result = algorithm(balances, queue, limits)
-            if not result.settled_ids:
-                continue
-            chosen = [ordered[i] for i in result.settled_ids]
-            entries += self._settle_simultaneously(code, chosen, counter_name)
-        return entries
-
-    def _domestic_accounts(self, payment: Payment) -> bool:
-        code = payment.currency
-        return all(
-            self.view.account_id(f"settlement:{bic}:{code}") is not None
-            and bic != self.view.network.settlement_agents.get(code)
-            for bic in (payment.debtor_agent, payment.creditor_agent)
-        )
-
-    def _settle_simultaneously(self, code: str, chosen: list[_Queued], counter_name: str) -> list:
-        """One linked chain through the clearing account: every credit first, then every debit,
-        so each payer is debited only after all its incoming payments arrived."""
-        clearing = self.clearing[code]
-        credits, debits = [], []
-        for queued in chosen:
-            payment = queued.payment
-            debit_id, credit_id = lsm_ids(payment.payment_id)
-            payer = self.view.account_id(f"settlement:{payment.debtor_agent}:{code}")
-            payee = self.view.account_id(f"settlement:{payment.creditor_agent}:{code}")
-            credits.append(
-                Transfer(
-                    credit_id,
-                    clearing,
-                    payee,
-                    payment.amount_minor,
-                    LINKED,
-                    code=CODE_LSM,
-                    ref=payment.payment_id[:140],
-                )
-            )
-            debits.append(
-                Transfer(
-                    debit_id,
-                    payer,
-                    clearing,
-                    payment.amount_minor,
-                    LINKED,
-                    code=CODE_LSM,
-                    ref=payment.payment_id[:140],
-                )
-            )
-        chain = credits + debits
-        chain[-1] = chain[-1]._replace(flags=0)
-        results = self.ledger.create_transfers(chain)
-        if not all(result is TR.OK for result in results):
-            failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
-            assert failure in _LIMIT_RESULTS, failure  # The algorithm's balances were the ledger's.
-            return []
-        entries = []
-        for queued, credit, debit in zip(chosen, credits, debits, strict=True):
-            payment = queued.payment
-            events = [
-                (PaymentStatus.SETTLED, f"settled by {counter_name} with {len(chosen)} payments")
-            ]
-            outcome = PaymentOutcome(
-                payment.payment_id,
-                PaymentStatus.SETTLED,
-                amount_delivered_minor=payment.amount_minor,
-                route=(f"{payment.debtor_agent}/{code}", f"{payment.creditor_agent}/{code}"),
-                transfer_ids=(debit.id, credit.id),
-                settled_at=self.ledger.state.last_timestamp,
-            )
-            entries.append(
-                self._settled_from_queue(queued, outcome, events, f"settled_by_{counter_name}")
-            )
-        return entries
 
     def _open_clearing_accounts(self) -> dict[str, int]:
         """One clearing account per currency, owned by its central bank, for LSM and DNS chains."""
@@ -922,22 +717,6 @@ class PaymentEngine:
         results = self.ledger.create_accounts(accounts)
         assert all(result in ("ok", "exists") for result in results), results
         return {account.currency: account.id for account in accounts}
-
-    # -- DNS --------------------------------------------------------------------------------
-
-    def _hold_for_cycle(self, payment: Payment, events: list) -> PaymentOutcome:
-        self._route(payment, for_cycle=True)  # Refuse now what can never settle.
-        self._queue_seq += 1
-        self.queue[payment.payment_id] = _Queued(payment, self._queue_seq, self.ledger.clock())
-        events.append((PaymentStatus.QUEUED, "held for the next settlement cycle"))
-        return PaymentOutcome(
-            payment.payment_id, PaymentStatus.QUEUED, None, "held for the next settlement cycle"
-        )
-
-    def _net_and_settle(self) -> tuple[dict[str, object], list]:
-        from sco_settle.payments.dns import net_cycle
-
-        return net_cycle(self)
 
 
 def _issuance_accounts(view: NetworkView) -> dict[str, tuple[int, ...]]:

@@ -47,9 +47,10 @@ from sco_settle.ledger import Ledger
 from sco_settle.ledger.state_machine import AccountState, Changes
 from sco_settle.ledger.store import Store
 from sco_settle.network import Network
-from sco_settle.payments.engine import EngineSettings, Mode, PaymentEngine
+from sco_settle.payments.engine import EngineSettings, PaymentEngine
 from sco_settle.payments.fx import RateTable
-from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.model import Payment
+from sco_settle.payments.queue import Selection
 from sco_settle.payments.routing import RouteResult, find_routes
 from sco_settle.server.auth import Principal
 from sco_settle.server.config import DatabaseKind, ServerConfig
@@ -634,12 +635,12 @@ class LedgerService:
         self._last_tick = time.monotonic()
         self.ledger.expire_pending()
         if (
-            self.config.mode is Mode.RTGS
+            self.engine.mode.runs_when_idle
             and self.engine.queue
             and self._last_tick - self._last_lsm >= LSM_INTERVAL_SECONDS
         ):
             self._last_lsm = self._last_tick
-            if self.engine.run_liquidity_saving():
+            if self.engine.run_cycle().outcomes:
                 self.index.catch_up()
 
     # -- transfers --------------------------------------------------------------------------
@@ -775,38 +776,15 @@ class LedgerService:
     # -- netting cycles ---------------------------------------------------------------------
 
     def _run_cycle(self, currencies: frozenset[str] | None, requested_by: str) -> dict[str, Any]:
-        """DNS: net and settle the held payments; RTGS: run the liquidity-saving mechanism.
-
-        With ``currencies``, only payments entirely in those currencies take part: the others
-        are set aside for the run and put back after it, untouched.
-        """
+        """One cycle of the settlement mode (DNS: net and settle the held payments; RTGS: the
+        liquidity-saving mechanism). With ``currencies``, only payments entirely in those
+        currencies take part; the others are not touched."""
         started_at = time.time_ns()
-        engine = self.engine
-        held = engine.queue
-        if currencies is not None:
-            engine.queue = {
-                payment_id: queued
-                for payment_id, queued in held.items()
-                if _in(queued.payment, currencies)
-            }
-        try:
-            if self.config.mode is Mode.DNS:
-                report = dict(engine.settle_cycle()) if engine.queue else _empty_cycle()
-                kind = "dns"
-            else:
-                outcomes = engine.run_liquidity_saving()
-                report = _lsm_report(outcomes)
-                kind = "lsm"
-        finally:
-            if currencies is not None:
-                still_held = engine.queue  # The selected payments the run did not settle.
-                engine.queue = {
-                    pid: still_held.get(pid, q)
-                    for pid, q in held.items()
-                    if pid in still_held or not _in(q.payment, currencies)
-                }
+        report = self.engine.run_cycle(Selection(currencies=currencies))
         self.index.catch_up()
-        return self._record_cycle(kind, currencies, requested_by, started_at, report)
+        return self._record_cycle(
+            self.engine.mode.cycle_kind, currencies, requested_by, started_at, report.as_dict()
+        )
 
     def _record_cycle(
         self,
@@ -839,25 +817,6 @@ class LedgerService:
         return cycle_json(
             (cycle_id, kind, json.dumps(codes), requested_by, started_at, finished_at, report)
         )
-
-
-def _in(payment: Payment, currencies: frozenset[str]) -> bool:
-    return payment.currency in currencies and payment.creditor_currency in currencies
-
-
-def _empty_cycle() -> dict[str, Any]:
-    return {"settled": 0, "deferred": 0, "gross_minor": {}, "net_minor": {}}
-
-
-def _lsm_report(outcomes: list[PaymentOutcome]) -> dict[str, Any]:
-    settled = [o for o in outcomes if o.status is PaymentStatus.SETTLED]
-    return {
-        "settled": len(settled),
-        "rejected": sum(1 for o in outcomes if o.status is PaymentStatus.REJECTED),
-        "deferred": 0,
-        "gross_minor": {},
-        "net_minor": {},
-    }
 
 
 def cycle_json(row: Sequence[Any]) -> dict[str, Any]:

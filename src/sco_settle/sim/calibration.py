@@ -79,6 +79,19 @@ class Workload:
     queue_timeout_minutes: int
     opening_balance_share: Fraction
 
+    def cycle_minutes(self, mode: str) -> frozenset[int]:
+        """The minutes (from midnight) at whose end a settlement mode runs a cycle: the LSM
+        every ``lsm_interval_minutes`` for RTGS, the scheduled netting cycles for DNS."""
+        schedules = {
+            "rtgs": range(
+                self.open_minute + self.lsm_interval_minutes,
+                self.close_minute + 1,
+                self.lsm_interval_minutes,
+            ),
+            "dns": self.dns_cycle_minutes,
+        }
+        return frozenset(schedules[mode])
+
 
 @dataclass(frozen=True, slots=True)
 class Calibration:

@@ -325,17 +325,15 @@ class _Loop:
         for sim in payments:
             minute = (sim.arrival_s - day * SECONDS_PER_DAY) // 60
             by_minute.setdefault(minute, []).append(sim.payment)
-        rtgs = self.options.mode is Mode.RTGS
+        cycle_minutes = workload.cycle_minutes(self.engine.mode.name)
         for minute in range(workload.open_minute, workload.close_minute):
             end = minute + 1
             self.clock.set(day_start_ns + end * 60 * NS_PER_SECOND)
             batch = by_minute.get(minute)
             if batch:
                 self.engine.submit_many(batch)
-            if rtgs and (end - workload.open_minute) % workload.lsm_interval_minutes == 0:
-                self.engine.run_liquidity_saving()
-            if not rtgs and end in workload.dns_cycle_minutes:
-                self.cycles.append((day, end, self.engine.settle_cycle()))
+            if end in cycle_minutes:
+                self.cycles.append((day, end, self.engine.run_cycle().as_dict()))
             self._sample_swap_lines()
             self.minutes_done += 1
             if self.progress is not None:
@@ -343,17 +341,13 @@ class _Loop:
         self._close_day(day, day_start_ns)
 
     def _close_day(self, day: int, day_start_ns: int) -> None:
-        """Closing: a last LSM pass (RTGS), count what is left, then let the queue time out."""
+        """Closing (after the day's last cycle): count what is left, then let the queue time
+        out (a cycle past the timeout expires every queued payment; nothing is left to settle)."""
         close_ns = day_start_ns + self.workload.close_minute * 60 * NS_PER_SECOND
-        if self.options.mode is Mode.RTGS:
-            self.engine.run_liquidity_saving()
-        self.unsettled_eod[day] = sorted(self.engine.queue)
+        self.unsettled_eod[day] = self.engine.queue.ids()
         timeout_ns = self.engine.settings.queue_timeout_ns
         self.clock.set(max(self.clock(), close_ns + timeout_ns))
-        if self.options.mode is Mode.RTGS:
-            self.engine.run_liquidity_saving()
-        else:
-            self.engine.settle_cycle()  # Expires every held payment; nothing is left to net.
+        self.engine.run_cycle()
         assert not self.engine.queue, sorted(self.engine.queue)[:5]
         self._sample_swap_lines(end_of_day=True)
 
