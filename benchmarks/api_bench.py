@@ -56,10 +56,7 @@ def serve(args: argparse.Namespace) -> None:
     from sco_settle.server import ServerConfig, create_app, parse_database_url
     from sco_settle.server.logging import configure_logging
 
-    journal = Path(args.journal) if args.journal else None
-    config = ServerConfig(
-        parse_database_url(args.db, schema=args.schema), journal_path=journal, log_level="WARNING"
-    )
+    config = ServerConfig(parse_database_url(args.db, schema=args.schema), log_level="WARNING")
     configure_logging("WARNING")
     uvicorn.run(
         create_app(config),
@@ -84,7 +81,7 @@ def make_keys(db: str, schema: str) -> dict[str, str]:
         state.close()
 
 
-def start_server(db: str, schema: str, journal: str | None) -> tuple[subprocess.Popen, str]:
+def start_server(db: str, schema: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [
         sys.executable,
@@ -97,8 +94,6 @@ def start_server(db: str, schema: str, journal: str | None) -> tuple[subprocess.
         "--port",
         str(port),
     ]
-    if journal:
-        command += ["--journal", journal]
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -318,11 +313,9 @@ def verify(db: str, schema: str) -> dict[str, Any]:
     return {"ok": report.ok, "transfers": report.transfers, "violation": report.violation}
 
 
-def backend_run(
-    name: str, db: str, schema: str, journal: str | None, args: argparse.Namespace
-) -> dict[str, Any]:
+def backend_run(name: str, db: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
     keys = make_keys(db, schema)
-    process, base = start_server(db, schema, journal)
+    process, base = start_server(db, schema)
     phases = []
     try:
         accounts = asyncio.run(account_ids(base, keys))
@@ -365,7 +358,6 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--schema", default="sco_settle", help=argparse.SUPPRESS)
-    parser.add_argument("--journal", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -376,13 +368,11 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         db = f"sqlite:///{folder}/bench.db"
-        results.append(backend_run("sqlite", db, "sco_settle", None, args))
+        results.append(backend_run("sqlite", db, "sco_settle", args))
         if not args.no_postgres and postgres_reachable():
             schema = f"sco_bench_{uuid.uuid4().hex[:10]}"
             try:
-                results.append(
-                    backend_run("postgres", POSTGRES_DSN, schema, f"{folder}/journal.db", args)
-                )
+                results.append(backend_run("postgres", POSTGRES_DSN, schema, args))
             finally:
                 import psycopg
 

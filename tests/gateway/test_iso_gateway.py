@@ -83,15 +83,15 @@ def engine(tmp_path_factory):
     from sco_settle.network import load_network
     from sco_settle.network.install import install_network
     from sco_settle.payments.engine import PaymentEngine
-    from sco_settle.payments.journal import PaymentJournal
     from sco_settle.payments.network_view import NetworkView, load_rates
     from sco_settle.storage import SqliteStore
+    from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
     path = tmp_path_factory.mktemp("iso-inproc") / "sco.db"
     network = load_network("sco")
     ledger = Ledger(SqliteStore(path))
     install_network(ledger, network)
-    engine = PaymentEngine(ledger, NetworkView(network, load_rates()), PaymentJournal(path))
+    engine = PaymentEngine(ledger, NetworkView(network, load_rates()), SqlitePaymentRecords(path))
     yield engine
     ledger.close()
 
@@ -249,15 +249,15 @@ def test_forged_returns_are_refused_and_move_nothing(tmp_path):
     from sco_settle.network import load_network
     from sco_settle.network.install import install_network
     from sco_settle.payments.engine import PaymentEngine
-    from sco_settle.payments.journal import PaymentJournal
     from sco_settle.payments.network_view import NetworkView, load_rates
     from sco_settle.storage import SqliteStore
+    from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
     path = tmp_path / "forged.db"
     network = load_network("sco")
     ledger = Ledger(SqliteStore(path))
     install_network(ledger, network)
-    engine = PaymentEngine(ledger, NetworkView(network, load_rates()), PaymentJournal(path))
+    engine = PaymentEngine(ledger, NetworkView(network, load_rates()), SqlitePaymentRecords(path))
     now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
 
     def send(data: bytes, caller: str) -> list:

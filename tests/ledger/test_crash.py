@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from sco_settle.domain.account import Account
 from sco_settle.ledger import Ledger
 from sco_settle.ledger.invariants import verify
@@ -111,6 +113,7 @@ def run_and_kill(db, first_batch: int, delay_s: float, tmp_path, *, mid_stream: 
     return acknowledged
 
 
+@pytest.mark.slow
 def test_apply_survives_sigkill(tmp_path):
     from sco_settle.ledger.jsonl import parse_batch
     from sco_settle.storage import MemoryStore

@@ -6,9 +6,9 @@ from sco_settle.ledger import Ledger
 from sco_settle.network import load_network
 from sco_settle.network.install import install_network
 from sco_settle.payments.engine import EngineSettings, PaymentEngine
-from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.network_view import NetworkView, load_rates
 from sco_settle.storage import SqliteStore
+from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
 
 class SimClock:
@@ -34,9 +34,11 @@ def view(network):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def make_engine(request, tmp_path, view):
-    """Engines on a fresh ledger, on SQLite or on a real PostgreSQL server (one schema each)."""
+    """Engines on a fresh ledger, on SQLite or on a real PostgreSQL server (one schema each),
+    each with its payment records in the ledger's database."""
     created = []
     if request.param == "postgres":
+        from sco_settle.storage.payment_records_postgres import PostgresPaymentRecords
         from sco_settle.storage.postgres import PostgresStore
 
         dsn = request.getfixturevalue("postgres_dsn")
@@ -50,13 +52,17 @@ def make_engine(request, tmp_path, view):
             return SqliteStore(tmp_path / f"p{number}.db")
         return PostgresStore(dsn, schema=schema_of(number))
 
+    def open_records(number: int):
+        if request.param == "sqlite":  # Not fsync'd: these tests do not cut the power.
+            return SqlitePaymentRecords(tmp_path / f"p{number}.db", durable=False)
+        return PostgresPaymentRecords(dsn, schema=schema_of(number))
+
     def make(settings: EngineSettings | None = None, **kwargs):
         clock = SimClock()
         ledger = Ledger(open_store(len(created)), clock)
         install_network(ledger, view.network)
-        engine = PaymentEngine(
-            ledger, view, PaymentJournal(":memory:"), settings or EngineSettings(), **kwargs
-        )
+        records = open_records(len(created))
+        engine = PaymentEngine(ledger, view, records, settings or EngineSettings(), **kwargs)
         engine.clock = clock
         created.append(engine)
         return engine
@@ -64,6 +70,7 @@ def make_engine(request, tmp_path, view):
     yield make
     for engine in created:
         engine.ledger.close()
+        engine.journal.close()
     if request.param == "postgres":
         from psycopg import sql
 

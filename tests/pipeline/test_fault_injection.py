@@ -15,9 +15,9 @@ from sco_settle.ledger import Ledger
 from sco_settle.ledger.invariants import verify
 from sco_settle.network.install import install_network
 from sco_settle.payments.engine import PaymentEngine
-from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.model import Payment, PaymentStatus
 from sco_settle.storage import SqliteStore
+from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
 SEEDS = 40
 PAIRS = (
@@ -61,16 +61,16 @@ class DyingStore:
         return getattr(self.inner, name)
 
 
-class DyingJournal(PaymentJournal):
+class DyingRecords(SqlitePaymentRecords):
     fate: Fate
 
     def begin(self, intents, at):  # type: ignore[no-untyped-def]
         intents = list(intents)
-        return self.fate.write(lambda: PaymentJournal.begin(self, intents, at))
+        return self.fate.write(lambda: SqlitePaymentRecords.begin(self, intents, at))
 
     def record(self, entries, at):  # type: ignore[no-untyped-def]
         entries = list(entries)
-        return self.fate.write(lambda: PaymentJournal.record(self, entries, at))
+        return self.fate.write(lambda: SqlitePaymentRecords.record(self, entries, at))
 
 
 def payments(rng: random.Random, start: int, count: int) -> list[Payment]:
@@ -85,7 +85,7 @@ def payments(rng: random.Random, start: int, count: int) -> list[Payment]:
 @pytest.mark.parametrize("seed", range(SEEDS), ids=lambda s: f"seed-{s}")
 def test_a_death_at_any_write_loses_nothing_acknowledged(seed, tmp_path, view):
     rng = random.Random(seed)
-    ledger_path, journal_path = tmp_path / "ledger.db", tmp_path / "journal.db"
+    ledger_path = tmp_path / "ledger.db"  # The payment records too, as in a deployment.
     ledger = Ledger(SqliteStore(ledger_path))
     install_network(ledger, view.network)
     ledger.close()
@@ -95,7 +95,7 @@ def test_a_death_at_any_write_loses_nothing_acknowledged(seed, tmp_path, view):
         fate = Fate(rng)
         store = SqliteStore(ledger_path)
         ledger = Ledger(DyingStore(store, fate))  # type: ignore[arg-type]
-        journal = DyingJournal(journal_path)
+        journal = DyingRecords(ledger_path)
         journal.fate = fate
         try:
             engine = PaymentEngine(ledger, view, journal)
@@ -111,7 +111,7 @@ def test_a_death_at_any_write_loses_nothing_acknowledged(seed, tmp_path, view):
             store.close()  # Whatever was not committed is gone, as in a killed process.
             journal.connection.close()
     ledger = Ledger(SqliteStore(ledger_path))
-    journal = PaymentJournal(journal_path)
+    journal = SqlitePaymentRecords(ledger_path)
     try:
         engine = PaymentEngine(ledger, view, journal)
         check_after_restart(engine, acked, 3)

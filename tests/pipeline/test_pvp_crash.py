@@ -22,16 +22,16 @@ from sco_settle.network.install import install_network
 from sco_settle.ledger import Ledger
 from sco_settle.network import load_network
 from sco_settle.payments.engine import PaymentEngine
-from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.model import Payment
 from sco_settle.payments.network_view import NetworkView, load_rates
 from sco_settle.storage import SqliteStore
+from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 db, start = sys.argv[1], int(sys.argv[2])
 network = load_network("sco")
 ledger = Ledger(SqliteStore(db))
 if not ledger.accounts():
     install_network(ledger, network)
-engine = PaymentEngine(ledger, NetworkView(network, load_rates()), PaymentJournal(db + ".payments"))
+engine = PaymentEngine(ledger, NetworkView(network, load_rates()), SqlitePaymentRecords(db))
 pairs = [("HSBKKZKX", "BKCHCNBJ", "KZT", "CNY"), ("BKCHCNBJ", "HSBKKZKX", "CNY", "KZT"),
          ("KICBKG22", "ICBKCNBJ", "KGS", "CNY"), ("SABRRUMM", "ICBKCNBJ", "RUB", "CNY")]
 for n in itertools.count(start):
@@ -92,11 +92,11 @@ def test_payment_chains_are_whole_after_sigkill(tmp_path):
     from sco_settle.ledger import Ledger
     from sco_settle.network import load_network
     from sco_settle.payments.engine import PaymentEngine
-    from sco_settle.payments.journal import PaymentJournal
     from sco_settle.payments.network_view import NetworkView, load_rates
+    from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
     ledger = Ledger(SqliteStore(db))
-    journal = PaymentJournal(str(db) + ".payments")
+    journal = SqlitePaymentRecords(db)
     try:
         engine = PaymentEngine(ledger, NetworkView(load_network("sco"), load_rates()), journal)
         assert not engine.recovered.foreign, engine.recovered.foreign

@@ -9,7 +9,6 @@ from dataclasses import replace
 from sco_settle.domain.ids import ENGINE_ID_MIN, is_engine_id
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.payments.engine import PaymentEngine
-from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.model import Payment, PaymentStatus, Reason
 from sco_settle.payments.plan import leg_id, lsm_ids, return_leg_id, transfer_id_for
 
@@ -134,10 +133,12 @@ def test_audit_finds_records_without_money_and_money_without_records(make_engine
     assert good.payment_id not in problems
 
 
-def test_the_journal_can_be_audited_read_only(tmp_path):
+def test_the_records_can_be_audited_read_only(tmp_path):
+    from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
+
     path = tmp_path / "j.db"
-    PaymentJournal(path).close()
-    readonly = PaymentJournal(path, readonly=True)
+    SqlitePaymentRecords(path).close()
+    readonly = SqlitePaymentRecords(path, readonly=True)
     assert list(readonly.records()) == [] and readonly.intents() == []
     readonly.close()
 

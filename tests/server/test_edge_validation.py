@@ -601,3 +601,25 @@ def test_l4_a_key_sent_in_the_path_is_not_logged(server, keys):
     for value in (issued.api_key, secret, issued.signing_secret):
         assert value not in text
         assert value[:16] not in text
+
+
+def test_query_numbers_and_dates_accept_only_their_own_form(server, keys, accounts):
+    """Found by the unbounded schemathesis run (negative_data_rejection): pydantic's lax
+    parsing took ``received_from=0.0`` as 0 and a statement ``date`` of ``-1.3e-266`` as a Unix
+    time (1970-01-01), answering 200. Query integers are digits, dates YYYY-MM-DD; else 422."""
+    cases = [
+        ("/v1/reports/corridors", {"received_from": "0.0"}),
+        ("/v1/reports/corridors", {"received_to": "1e3"}),
+        ("/v1/payments", {"limit": "1.0"}),
+        ("/v1/payments", {"limit": " 5"}),
+        (f"/v1/accounts/{accounts[A]}/statement", {"date": "-1.3161797153776865e-266"}),
+        (f"/v1/accounts/{accounts[A]}/statement", {"date": "1700000000"}),
+    ]
+    with server.client(keys["a"]) as http:
+        for path, params in cases:
+            response = http.get(path, params=params)
+            assert response.status_code == 422, (path, params, response.text)
+            assert response.json()["code"] == "request_invalid"
+        assert http.get("/v1/payments", params={"limit": "5"}).status_code == 200
+        day = {"date": "2026-01-05"}
+        assert http.get(f"/v1/accounts/{accounts[A]}/statement", params=day).status_code == 200

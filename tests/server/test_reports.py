@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 
 import httpx
+import pytest
 
 from sco_settle.server import ServerConfig, parse_database_url
 from sco_settle.server.app import build_app, close_context, open_context
@@ -16,13 +17,37 @@ DEBTOR, CREDITOR = "BKCHCNBJ", "ICBKCNBJ"
 HUGE = 2**63 - 1
 
 
-def test_corridor_totals_past_int64_are_exact(tmp_path):
-    asyncio.run(huge_corridor(tmp_path))
+@pytest.fixture(params=["sqlite", "postgres"])
+def where(request, tmp_path):
+    """(server configuration, how to run SQL on its payment records) on SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "report.db"
+
+        def execute(statement, params):
+            with sqlite3.connect(path) as db:
+                db.execute(statement, params)
+
+        return ServerConfig(parse_database_url(f"sqlite:///{path}")), execute
+    import psycopg
+    from psycopg import sql
+
+    dsn = request.getfixturevalue("postgres_dsn")
+    schema = request.getfixturevalue("pg_schema")
+
+    def execute(statement, params):
+        with psycopg.connect(dsn, autocommit=True) as db:
+            db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            db.execute(statement.replace("?", "%s"), params)
+
+    return ServerConfig(parse_database_url(dsn, schema=schema)), execute
 
 
-async def huge_corridor(tmp_path):
-    path = tmp_path / "report.db"
-    context = open_context(ServerConfig(parse_database_url(f"sqlite:///{path}")))
+def test_corridor_totals_past_int64_are_exact(where):
+    asyncio.run(huge_corridor(*where))
+
+
+async def huge_corridor(config, execute):
+    context = open_context(config)
     debtor = context.keys.create(DEBTOR, Role.PARTICIPANT)
     operator = context.keys.create("PBOCCNBJ", Role.NETWORK_OPERATOR)
     transport = httpx.ASGITransport(app=build_app(context), raise_app_exceptions=False)
@@ -45,18 +70,13 @@ async def huge_corridor(tmp_path):
                 )
                 assert paid.status_code == 201 and paid.json()["status"] == "settled", paid.text
                 ids.append(paid.json()["payment_id"])
-            # The engine will refuse such amounts; the index rows are made huge directly, as two
+            # The engine will refuse such amounts; the records are made huge directly, as two
             # payments of AMOUNT_MAX once were.
-            with sqlite3.connect(path) as db:
-                for payment_id in ids:
-                    db.execute(
-                        "UPDATE api_payment_index SET amount_minor = ? WHERE payment_id = ?",
-                        (HUGE, payment_id),
-                    )
-                    db.execute(
-                        "UPDATE payments SET delivered = ? WHERE payment_id = ?",
-                        (HUGE, payment_id),
-                    )
+            for payment_id in ids:
+                execute(
+                    "UPDATE payments SET amount_minor = ?, delivered = ? WHERE payment_id = ?",
+                    (HUGE, HUGE, payment_id),
+                )
             for key in (operator, debtor):
                 report = await http.get(
                     "/v1/reports/corridors", headers={"Authorization": f"Bearer {key.api_key}"}
@@ -71,7 +91,7 @@ async def huge_corridor(tmp_path):
 
 
 def test_exact_sums_in_sql_match_python_for_any_int64():
-    from sco_settle.server.journal_index import exact_sum, exact_sum_sql
+    from sco_settle.storage.payment_records_sqlite import exact_sum, exact_sum_sql
 
     values = [HUGE, HUGE, -(2**63), -1, 0, 1, 2**32, 2**32 - 1, -(2**32), 12345678901234567]
     db = sqlite3.connect(":memory:")

@@ -65,47 +65,23 @@ def outcomes_of(answer: dict) -> list[dict]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request, tmp_path):
-    """(URL, server arguments, audit): a fresh ledger on SQLite or on PostgreSQL (whose payment
-    journal is a SQLite file), and how to reconcile its payment records with its ledger."""
+    """(URL, server arguments, audit): a fresh ledger, with its payment records, on SQLite or on
+    PostgreSQL, and how to reconcile the records with the ledger (``sco-settle verify``)."""
     if request.param == "sqlite":
         db = tmp_path / "crash.db"
+        url, audit_args, options = f"sqlite:///{db}", ("--db", str(db)), {}
+    else:
+        url = request.getfixturevalue("postgres_dsn")
+        schema = request.getfixturevalue("pg_schema")
+        audit_args, options = ("--db", url, "--schema", schema), {"schema": schema}
 
-        def audit_sqlite() -> None:
-            verified = cli("verify", "--db", str(db))
-            assert verified.returncode == 0, verified.stdout + verified.stderr
-            assert "payment records reconcile with the ledger" in verified.stdout
-            assert "0 in flight" in verified.stdout
+    def audit() -> None:
+        verified = cli("verify", *audit_args)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "payment records reconcile with the ledger" in verified.stdout
+        assert "0 in flight" in verified.stdout
 
-        return f"sqlite:///{db}", (), {}, audit_sqlite
-    dsn = request.getfixturevalue("postgres_dsn")
-    schema = request.getfixturevalue("pg_schema")
-    journal = tmp_path / "journal.db"
-
-    def audit_postgres() -> None:
-        from sco_settle.ledger import Ledger
-        from sco_settle.ledger.invariants import verify
-        from sco_settle.network import load_network
-        from sco_settle.payments.engine import PaymentEngine
-        from sco_settle.payments.journal import PaymentJournal
-        from sco_settle.payments.network_view import NetworkView, load_rates
-        from sco_settle.storage.postgres import PostgresStore
-
-        store = PostgresStore(dsn, schema=schema, readonly=True)
-        try:
-            assert verify(store).ok
-        finally:
-            store.close()
-        ledger = Ledger(PostgresStore(dsn, schema=schema))
-        records = PaymentJournal(journal)
-        try:
-            engine = PaymentEngine(ledger, NetworkView(load_network("sco"), load_rates()), records)
-            audit = engine.audit()
-            assert audit.ok and not audit.intents, audit.findings[:5]
-        finally:
-            ledger.close()
-            records.close()
-
-    return dsn, ("--journal", str(journal)), {"schema": schema}, audit_postgres
+    return url, (), options, audit
 
 
 @pytest.mark.slow

@@ -237,3 +237,26 @@ def test_cli_command(tmp_path: Path) -> None:
     assert bad.exit_code != 0
     bad = CliRunner().invoke(app, ["simulate", "--national-share", "1.5", "--out", str(out)])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("mode", ["rtgs", "dns"])
+def test_a_simulated_ledger_reconciles_with_its_payment_records(tmp_path, mode):
+    """A simulation kept on disk (``--db``) passes ``verify``, payment audit included: every
+    settled payment's legs are in the ledger (also when the creditor agent converts the last
+    leg in its own books) and every payment chain has its record."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "sim.db"
+    ran = subprocess.run(
+        [sys.executable, "-m", "sco_settle", "simulate", "--days", "1", "--seed", "7",
+         "--scale", "0.05", "--mode", mode, "--db", str(db), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    verified = subprocess.run(
+        [sys.executable, "-m", "sco_settle", "verify", "--db", str(db)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "payment records reconcile with the ledger" in verified.stdout

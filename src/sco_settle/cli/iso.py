@@ -47,9 +47,9 @@ def _engine(db: Path, network_name: str):  # type: ignore[no-untyped-def]
     from sco_settle.ledger import Ledger
     from sco_settle.network import load_network
     from sco_settle.payments.engine import PaymentEngine
-    from sco_settle.payments.journal import PaymentJournal
     from sco_settle.payments.network_view import NetworkView, load_rates
     from sco_settle.storage import SqliteStore
+    from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
     ledger = Ledger(SqliteStore(db))
     if not ledger.accounts():
@@ -60,7 +60,7 @@ def _engine(db: Path, network_name: str):  # type: ignore[no-untyped-def]
         raise typer.Exit(code=2)
     network = load_network(network_name)
     view = NetworkView(network, load_rates(network_name))
-    return PaymentEngine(ledger, view, PaymentJournal(db)), network
+    return PaymentEngine(ledger, view, SqlitePaymentRecords(db)), network
 
 
 @iso_app.command("submit")

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,10 +23,16 @@ from sco_settle.ledger.jsonl import (
     results_line,
     transfer_to_json,
 )
+from sco_settle.ledger.store import Store
 from sco_settle.network import NetworkError
 from sco_settle.network.install import NetworkInstallError, install_network
+from sco_settle.payments.records import PaymentRecords
 from sco_settle.storage import SqliteStore, StoreLockedError
+from sco_settle.storage.payment_records_sql import SqlPaymentRecords
 from sco_settle.storage.sqlite import StoreFormatError
+
+if TYPE_CHECKING:
+    from sco_settle.payments.recovery import AuditReport
 
 app = typer.Typer(
     name="sco-settle",
@@ -164,15 +170,23 @@ def balances(
 
 
 @app.command()
-def verify(db: DbOption) -> None:
+def verify(
+    db: Annotated[
+        str,
+        typer.Option("--db", help="SQLite database file, or postgresql://user@host:port/database."),
+    ],
+    schema: Annotated[str, typer.Option(help="PostgreSQL schema of the ledger.")] = "sco_settle",
+) -> None:
     """Recompute every balance from the journal and check every invariant; then reconcile the
     payment records with the ledger (every settled payment's legs exist, are posted and carry
     its amounts; every payment chain in the ledger has its record)."""
-    store = _open_readonly(db)
+    store, records = _open_for_audit(db, schema)
     try:
         report = verify_store(store)
-        payments = _audit_payments(db, store) if report.ok else None
+        payments = _audit_payments(records, store) if report.ok and records else None
     finally:
+        if records is not None:
+            records.close()
         store.close()
     if not report.ok:
         _error(f"verify: FAILED: {report.violation}")
@@ -199,36 +213,65 @@ def verify(db: DbOption) -> None:
     )
 
 
-def _audit_payments(db: Path, store: SqliteStore):  # type: ignore[no-untyped-def]
-    """The payment audit, when the database holds payment records (None otherwise)."""
+def _open_for_audit(db: str, schema: str) -> tuple[Store, SqlPaymentRecords | None]:
+    """Read-only sessions of the ledger store and of its payment records (None: the database
+    holds none, as after ``init`` and ``apply`` only), SQLite or PostgreSQL."""
     import sqlite3
 
-    from sco_settle.payments import recovery
-    from sco_settle.payments.journal import PaymentJournal
+    from sco_settle.server.config import ConfigError, DatabaseKind, parse_database_url
+    from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
     try:
-        journal = PaymentJournal(db, readonly=True)
-    except sqlite3.Error:
-        return None
+        database = parse_database_url(db, schema=schema)
+    except ConfigError as error:
+        raise CliError(str(error)) from None
+    if database.kind is DatabaseKind.POSTGRES:
+        return _open_postgres_for_audit(database.dsn, database.schema)
+    assert database.path is not None
+    store = _open_readonly(database.path)
     try:
-        journal.connection.execute("SELECT 1 FROM payments LIMIT 1").fetchall()
-        intents = len(journal.intents())
+        records = SqlitePaymentRecords(database.path, readonly=True)
     except sqlite3.Error:
-        journal.close()
-        return None  # A ledger with no payment records (``init`` + ``apply`` only).
+        return store, None
     try:
-        index = recovery.holder_index(
-            (stored.account.ref, stored.account.id) for stored in store.load_accounts()
-        )
-        return recovery.audit(
-            journal.records(),
-            intents,
-            store.get_transfers,
-            store.iter_transfers(),
-            lambda payment: recovery.parties(index, payment),
-        )
-    finally:
-        journal.close()
+        records.counts()
+    except sqlite3.Error:  # No payment tables.
+        records.close()
+        return store, None
+    return store, records
+
+
+def _open_postgres_for_audit(dsn: str, schema: str) -> tuple[Store, SqlPaymentRecords]:
+    import psycopg
+
+    from sco_settle.storage.payment_records_postgres import PostgresPaymentRecords
+    from sco_settle.storage.postgres import PostgresStore
+
+    try:
+        store = PostgresStore(dsn, schema=schema, readonly=True)
+    except psycopg.Error as error:
+        raise CliError(f"PostgreSQL: {error}") from None
+    try:
+        return store, PostgresPaymentRecords(dsn, schema=schema, readonly=True)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _audit_payments(records: PaymentRecords, store: Store) -> AuditReport:
+    """The payment audit: every record against the ledger, every payment chain against a record."""
+    from sco_settle.payments import recovery
+
+    index = recovery.holder_index(
+        (stored.account.ref, stored.account.id) for stored in store.load_accounts()
+    )
+    return recovery.audit(
+        records.records(),
+        len(records.intents()),
+        store.get_transfers,
+        store.iter_transfers(),
+        lambda payment: recovery.parties(index, payment),
+    )
 
 
 @app.command()

@@ -46,9 +46,14 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     network: NetworkOption = "sco",
-    journal: Annotated[
+    payment_records: Annotated[
         Path | None,
-        typer.Option(help="Payment journal (SQLite file); required with PostgreSQL."),
+        typer.Option(
+            "--payment-records",
+            "--journal",  # Its name before the records moved into the ledger's database.
+            help="Keep the payment records in this SQLite file instead of the ledger's database"
+            " (for deployments that kept them apart before).",
+        ),
     ] = None,
     schema: SchemaOption = "sco_settle",
     mode: Annotated[str, typer.Option(help='Settlement mode: "rtgs" or "dns".')] = "rtgs",
@@ -68,7 +73,7 @@ def serve(
         config = ServerConfig(
             parse_database_url(db, schema=schema),
             network=network,
-            journal_path=journal,
+            payment_records_path=payment_records,
             mode=Mode(mode),
             host=host,
             port=port,

@@ -13,6 +13,7 @@ Guarantees (kept by ``sco_settle.ledger``; see docs/reference/account.md):
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import NamedTuple
 
 
@@ -75,5 +76,5 @@ class AccountBalance(NamedTuple):
     credits_posted: int
 
 
-def flag_names(flags: int, names: dict[str, int]) -> list[str]:
+def flag_names(flags: int, names: Mapping[str, int]) -> list[str]:
     return [name for name, bit in names.items() if flags & bit]

@@ -126,8 +126,8 @@ def submit_message(
             _return_report(message, engine, message_id, now, sender_bic, caller_bic)
         )
     if not isinstance(message, CreditTransferMessage):
-        error = MessageRejectedError(f"{message.definition} is not a payment instruction")
-        return write_status_report(_group_rejection(data, error, message_id, now))
+        rejection = MessageRejectedError(f"{message.definition} is not a payment instruction")
+        return write_status_report(_group_rejection(data, rejection, message_id, now))
     report = _status_report(message, engine, message_id, now, sender_bic, caller_bic)
     return write_status_report(report)
 

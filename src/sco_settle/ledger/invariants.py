@@ -50,15 +50,15 @@ class _Violation(Exception):
 
 def verify(store: Store) -> VerifyReport:
     """Replay the journal of ``store``; report the first violation found, if any."""
-    accounts = {stored.account.id: stored for stored in store.load_accounts()}  # type: ignore[attr-defined]
+    accounts = {stored.account.id: stored for stored in store.load_accounts()}
     replay = _Replay(accounts)
     try:
         replay.check_accounts()
-        for kind, item in _journal(store):
-            if kind == "transfer":
-                replay.apply_transfer(item)  # type: ignore[arg-type]
+        for item in _journal(store):
+            if isinstance(item, Transfer):
+                replay.apply_transfer(item)
             else:
-                replay.apply_resolution(*item)  # type: ignore[misc]
+                replay.apply_resolution(*item)
         replay.check_final(store.last_timestamp())
         violation = None
     except _Violation as found:
@@ -72,13 +72,22 @@ def verify(store: Store) -> VerifyReport:
     )
 
 
-def _journal(store: Store) -> Iterator[tuple[str, object]]:
+# A pending transfer's resolution as the store keeps it: (pending id, status, timestamp).
+_Resolution = tuple[int, PendingStatus, int]
+_JournalEntry = Transfer | _Resolution
+
+
+def _journal(store: Store) -> Iterator[_JournalEntry]:
     """Transfers and pending resolutions merged by timestamp (a post and its resolution share a
     timestamp; the transfer comes first)."""
-    transfers = ((t.timestamp, 0, "transfer", t) for t in store.iter_transfers())
-    resolutions = ((r[2], 1, "resolution", r) for r in store.iter_pending_resolutions())
-    for _, _, kind, item in heapq.merge(transfers, resolutions, key=lambda e: (e[0], e[1])):
-        yield kind, item
+    transfers: Iterator[tuple[int, int, _JournalEntry]] = (
+        (t.timestamp, 0, t) for t in store.iter_transfers()
+    )
+    resolutions: Iterator[tuple[int, int, _JournalEntry]] = (
+        (r[2], 1, r) for r in store.iter_pending_resolutions()
+    )
+    for _, _, item in heapq.merge(transfers, resolutions, key=lambda e: (e[0], e[1])):
+        yield item
 
 
 class _Replay:

@@ -82,11 +82,39 @@ class Ledger:
     def accounts(self) -> list[AccountState]:
         return list(self.state.accounts.values())
 
-    def get_account_transfers(self, account_id: int, **page: int | bool) -> list[Transfer]:
-        return self.store.get_account_transfers(account_id, **page)  # type: ignore[arg-type]
+    def get_account_transfers(
+        self,
+        account_id: int,
+        *,
+        timestamp_min: int = 0,
+        timestamp_max: int = 2**63 - 1,
+        limit: int = 100,
+        reverse: bool = False,
+    ) -> list[Transfer]:
+        return self.store.get_account_transfers(
+            account_id,
+            timestamp_min=timestamp_min,
+            timestamp_max=timestamp_max,
+            limit=limit,
+            reverse=reverse,
+        )
 
-    def get_account_history(self, account_id: int, **page: int | bool) -> list[AccountBalance]:
-        return self.store.get_account_history(account_id, **page)  # type: ignore[arg-type]
+    def get_account_history(
+        self,
+        account_id: int,
+        *,
+        timestamp_min: int = 0,
+        timestamp_max: int = 2**63 - 1,
+        limit: int = 100,
+        reverse: bool = False,
+    ) -> list[AccountBalance]:
+        return self.store.get_account_history(
+            account_id,
+            timestamp_min=timestamp_min,
+            timestamp_max=timestamp_max,
+            limit=limit,
+            reverse=reverse,
+        )
 
     def close(self) -> None:
         if not self.closed:

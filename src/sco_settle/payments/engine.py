@@ -33,7 +33,6 @@ from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.network import account_id_for_key
 from sco_settle.payments import recovery
-from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.model import (
     REASON_TEXT,
     Payment,
@@ -52,7 +51,14 @@ from sco_settle.payments.plan import (
     plan_route,
     return_leg_id,
 )
-from sco_settle.payments.queue import EVERYTHING, PaymentQueue, QueuedPayment, Selection
+from sco_settle.payments.queue import (
+    EVERYTHING,
+    FIFO_TEXT,
+    PaymentQueue,
+    QueuedPayment,
+    Selection,
+)
+from sco_settle.payments.records import PaymentRecords
 from sco_settle.payments.routing import ExclusionReason, Route, RouteStatus, find_routes
 
 NS_PER_SECOND = 1_000_000_000
@@ -76,6 +82,10 @@ class EngineSettings:
     mode: Mode = Mode.RTGS
     queue_timeout_ns: int = 4 * 3600 * NS_PER_SECOND
     queue_max: int = 200_000
+    # FIFO (TARGET2): no payment of a payer settles while an earlier one of the same or a higher
+    # priority is queued. ``fifo_bypass`` lets the LSM's pairwise offsetting and gridlock
+    # resolution settle queued payments out of that order (a deployment's documented choice).
+    fifo_bypass: bool = False
     # One payer's share of the queue: beyond it, its own payments are refused (AM04), so no
     # participant can fill the queue (or slow every liquidity-saving pass) for the others.
     queue_max_per_payer: int = 5_000
@@ -83,6 +93,21 @@ class EngineSettings:
     hop_charge_minor: int = 0
     # DNS: largest net debit per (participant BIC, currency), minor units; absent = liquidity only.
     net_debit_caps: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _linked_by_payer(items: list) -> list[Transfer]:
+    """The planned chains as one ledger batch, each payer's chains (adjacent, in arrival order)
+    linked into one: if any of a payer's payments is refused, all of them are, and each is
+    then retried alone in order, so a later payment never settles while an earlier one of the
+    same payer is queued (FIFO)."""
+    batch: list[Transfer] = []
+    for position, item in enumerate(items):
+        chain = item[4]
+        following = items[position + 1] if position + 1 < len(items) else None
+        if following is not None and following[1].debtor_agent == item[1].debtor_agent:
+            chain = [*chain[:-1], chain[-1]._replace(flags=chain[-1].flags | LINKED)]
+        batch.extend(chain)
+    return batch
 
 
 def _chain_groups(planned: list) -> Iterable[list]:
@@ -135,7 +160,7 @@ class PaymentEngine:
         self,
         ledger: Ledger,
         view: NetworkView,
-        journal: PaymentJournal,
+        journal: PaymentRecords,
         settings: EngineSettings = EngineSettings(),
         *,
         screen: Screen = pass_all,
@@ -181,11 +206,12 @@ class PaymentEngine:
         first_index: dict[str, int] = {}
         duplicates: list[tuple[int, int]] = []
         planned: list[tuple[int, Payment, list, list[Route], list[Transfer]]] = []
+        seen = self.journal.get_many([payment.payment_id for payment in payments])
         for index, payment in enumerate(payments):
             if payment.payment_id in first_index:
                 duplicates.append((index, first_index[payment.payment_id]))
                 continue
-            known = self._resubmission(payment)
+            known = self._resubmission(payment, seen.get(payment.payment_id))
             if known is not None:
                 outcomes[index] = known
                 continue
@@ -208,10 +234,16 @@ class PaymentEngine:
         # Write-ahead: a chain reaches the ledger only after its payment's intent is durable, so
         # a crash can never leave money moved without a trace of the payment (``recover``).
         self.journal.begin([(item[1], "settle") for item in planned], self.ledger.clock())
-        for group in _chain_groups(planned):
-            results = self.ledger.create_transfers([t for item in group for t in item[4]])
+        for group in _chain_groups(sorted(planned, key=lambda item: item[1].debtor_agent)):
+            ready = []
+            for item in group:  # A payer's earlier payment may have joined the queue since.
+                if self.queue.blocks(item[1]):
+                    outcomes[item[0]] = self._wait_in_line(item[1], item[2])
+                else:
+                    ready.append(item)
+            results = self.ledger.create_transfers(_linked_by_payer(ready))
             position = 0
-            for index, payment, events, routes, chain in group:
+            for index, payment, events, routes, chain in ready:
                 mine = results[position : position + len(chain)]
                 position += len(chain)
                 outcomes[index] = self._after_batch(payment, routes, chain, mine, events)
@@ -229,6 +261,13 @@ class PaymentEngine:
         settled_any = any(o is not None and o.status is PaymentStatus.SETTLED for o in outcomes)
         self.mode.after_batch(self, settled_any)
         return outcomes  # type: ignore[return-value]
+
+    def _wait_in_line(self, payment: Payment, events: list) -> PaymentOutcome:
+        """FIFO: queue ``payment`` behind its payer's earlier queued payments."""
+        try:
+            return self.enqueue(payment, events, reason=None, text=FIFO_TEXT)
+        except PaymentRejected as rejection:
+            return self.reject(payment, rejection.reason, rejection.text, events)
 
     def _accept(self, payment: Payment, events: list) -> None:
         """Validate and screen, journalling each step; raise ``PaymentRejected`` to refuse."""
@@ -260,7 +299,10 @@ class PaymentEngine:
     def _settle_alone(
         self, payment: Payment, alternatives: list[Route], events: list
     ) -> PaymentOutcome:
-        """After a refusal: the other routes, then a fresh look at the network, then the queue."""
+        """After a refusal: the other routes, then a fresh look at the network, then the queue
+        (at once, if an earlier payment of the payer now waits there: FIFO)."""
+        if self.queue.blocks(payment):
+            return self.enqueue(payment, events, reason=None, text=FIFO_TEXT)
         for route in alternatives:
             outcome = self.apply_route(payment, route, events)
             if outcome is not None:
@@ -274,10 +316,12 @@ class PaymentEngine:
     def outcome(self, payment_id: str) -> PaymentOutcome | None:
         return self._known(payment_id)
 
-    def _resubmission(self, payment: Payment) -> PaymentOutcome | None:
-        """The first outcome of a payment id seen before (``duplicate``); the same id with other
-        content is refused DUPL (never "settled"), and the first payment is left untouched."""
-        found = self.journal.get(payment.payment_id)
+    def _resubmission(
+        self, payment: Payment, found: tuple[Payment, PaymentOutcome, int | None] | None
+    ) -> PaymentOutcome | None:
+        """The first outcome of a payment id seen before (``found``: its record), marked
+        ``duplicate``; the same id with other content is refused DUPL (never "settled"), and
+        the first payment is left untouched."""
         if found is None:
             return None
         first, outcome, _ = found
@@ -465,8 +509,10 @@ class PaymentEngine:
         raise PaymentRejected(Reason.CNOR, "no route to the creditor agent")
 
     def plan(self, payment: Payment, route: Route) -> list[Transfer]:
+        """The payment's linked chain on ``route``; never empty: nothing is "settled" without
+        ledger transfers (a route that is one own-book conversion is refused AG03)."""
         try:
-            return plan_route(
+            chain = plan_route(
                 route,
                 payment.payment_id,
                 self.view.account_id,
@@ -474,6 +520,13 @@ class PaymentEngine:
             )
         except PlanError as error:
             raise PaymentRejected(Reason.NARR, str(error)) from error
+        if not chain:
+            raise PaymentRejected(
+                Reason.AG03,
+                "on-us conversion: the route moves nothing between participants; book it in"
+                " the bank's own books",
+            )
+        return chain
 
     def apply_route(self, payment: Payment, route: Route, events: list) -> PaymentOutcome | None:
         chain = self.plan(payment, route)
@@ -501,7 +554,10 @@ class PaymentEngine:
                 transfer_ids=tuple(t.id for t in chain),
                 settled_at=self.ledger.state.last_timestamp,
             )
-        failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
+        failure = next((r for r in results if r is not TR.LINKED_EVENT_FAILED), None)
+        if failure is None:  # Failed with another payment of its payer (one linked chain).
+            events.append((PaymentStatus.ROUTED, "refused with an earlier payment of the payer"))
+            return None
         if failure in _LIMIT_RESULTS:
             self.view.invalidate()  # The graph's capacities were stale.
             events.append((PaymentStatus.ROUTED, f"route refused by the ledger: {failure}"))

@@ -329,13 +329,15 @@ def _branch_and_bound(problem: _Problem) -> list[int]:
     for i in range(count):
         optimistic[payee[i]] += amount[i]
     chosen: list[int] = []
-    best: list[object] = [(-1, -1), []]
+    best_score = (-1, -1)  # (value, count) of the best set found so far.
+    best_set: list[int] = []
 
     def visit(i: int, value: int) -> None:
-        if (value + suffix_value[i], len(chosen) + count - i) <= best[0]:
+        nonlocal best_score, best_set
+        if (value + suffix_value[i], len(chosen) + count - i) <= best_score:
             return
         if i == count:
-            best[0], best[1] = (value, len(chosen)), list(chosen)
+            best_score, best_set = (value, len(chosen)), list(chosen)
             return
         source, target, size = payer[i], payee[i], amount[i]
         optimistic[source] -= size
@@ -350,4 +352,4 @@ def _branch_and_bound(problem: _Problem) -> list[int]:
         optimistic[target] += size
 
     visit(0, 0)
-    return best[1]  # type: ignore[return-value]
+    return best_set

@@ -204,7 +204,7 @@ def check_zero_sum(net_minor: np.ndarray, currencies: Sequence[str]) -> None:
     """Raise ``InvariantViolation`` unless every currency's column of positions sums to zero."""
     totals = net_minor.sum(axis=0)
     if bool(np.any(totals != 0)):
-        broken = {currencies[c]: int(totals[c]) for c in np.flatnonzero(totals)}
+        broken = {currencies[int(c)]: int(totals[c]) for c in np.flatnonzero(totals)}
         raise InvariantViolation(f"net positions do not sum to zero per currency: {broken}")
 
 

@@ -63,7 +63,7 @@ class _Unbounded:
         self.debits_pending = 0
 
 
-def available(state: AccountState) -> int:
+def available(state: AccountState | _Unbounded) -> int:
     """What the account can still pay out: credits - debits (posted and reserved) + limit."""
     return state.credits_posted - state.debits_posted - state.debits_pending
 
@@ -131,11 +131,12 @@ class NetworkView:
         swap_lines: list[SwapLine] = []
         agents = self.network.settlement_agents
         for key, account in self.accounts_by_key.items():
-            state = ledger.lookup_account(account.id)
-            if state is None:
+            found = ledger.lookup_account(account.id)
+            if found is None:
                 continue
+            state: AccountState | _Unbounded = found
             if ignore_balances and not key.startswith("swap-line:"):
-                state = _Unbounded(state)
+                state = _Unbounded(found)
             kind, *parts = key.split(":")
             if kind == AccountKind.SETTLEMENT.value:
                 bic, code = parts

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from sco_settle.domain.ids import ENGINE_ID_MIN, ID_MAX
 from sco_settle.domain.transfer import Transfer, TransferFlags
-from sco_settle.payments.routing import EdgeKind, Route
+from sco_settle.payments.routing import EdgeKind, Leg, Route
 
 LINKED = int(TransferFlags.LINKED)
 CODE_PAYMENT = 10
@@ -128,8 +128,8 @@ def plan_route(
 
 
 def _leg_bookings(
-    kind: EdgeKind, source: str, target: str, currency: str, leg
-) -> Sequence[tuple[str, str, int, int]]:  # type: ignore[no-untyped-def]
+    kind: EdgeKind, source: str, target: str, currency: str, leg: Leg
+) -> Sequence[tuple[str, str, int, int]]:
     amount = leg.amount_minor
     if kind is EdgeKind.SETTLEMENT_IN:
         return [

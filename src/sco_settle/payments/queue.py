@@ -25,7 +25,12 @@ class QueuedPayment:
 
     @property
     def rank(self) -> tuple[int, int]:
-        return (0 if self.payment.priority is Priority.URGENT else 1, self.seq)
+        return (level(self.payment.priority), self.seq)
+
+
+def level(priority: Priority) -> int:
+    """0 for urgent, 1 for normal: lower is served first."""
+    return 0 if priority is Priority.URGENT else 1
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Selection:
 
 
 EVERYTHING = Selection()
+FIFO_TEXT = "queued behind an earlier payment of the same payer (FIFO)"
 
 
 class PaymentQueue:
@@ -56,6 +62,7 @@ class PaymentQueue:
     def __init__(self, items: Iterable[QueuedPayment] = ()) -> None:
         self._items: dict[str, QueuedPayment] = {}
         self.by_payer: Counter[str] = Counter()
+        self._by_level: Counter[tuple[str, int]] = Counter()
         for queued in items:
             self.add(queued)
 
@@ -65,11 +72,19 @@ class PaymentQueue:
             self.remove(payment_id)
         self._items[payment_id] = queued
         self.by_payer[queued.payment.debtor_agent] += 1
+        self._by_level[(queued.payment.debtor_agent, queued.rank[0])] += 1
 
     def remove(self, payment_id: str) -> QueuedPayment:
         queued = self._items.pop(payment_id)
         self.by_payer[queued.payment.debtor_agent] -= 1
+        self._by_level[(queued.payment.debtor_agent, queued.rank[0])] -= 1
         return queued
+
+    def blocks(self, payment: Payment) -> bool:
+        """FIFO (TARGET2): a payment may not settle while an earlier payment of the same payer
+        with the same or a higher priority waits in the queue."""
+        payer = payment.debtor_agent
+        return any(self._by_level[(payer, lvl)] > 0 for lvl in range(level(payment.priority) + 1))
 
     def get(self, payment_id: str) -> QueuedPayment | None:
         return self._items.get(payment_id)

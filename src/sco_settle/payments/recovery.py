@@ -1,12 +1,12 @@
 """What the ledger says happened to a payment: find its chain, check it is the payment's, and
 reconcile the payment records with the ledger.
 
-The ledger is the truth about money; the payment journal is the truth about instructions. The
+The ledger is the truth about money; the payment records are the truth about instructions. The
 engine writes a payment's *intent* durably before its chain goes to the ledger and clears it in
-the same transaction that records the outcome (``payments.journal``), so after a crash at any point
+the same transaction that records the outcome (``payments.records``), so after a crash at any point
 each payment is in one of these states, and each has exactly one repair:
 
-| journal                    | ledger                | repair at start                       |
+| payment records            | ledger                | repair at start                       |
 |----------------------------|-----------------------|---------------------------------------|
 | intent to settle           | its chain, matching   | record it settled (the ledger's chain) |
 | intent to settle           | no chain              | drop the intent: nothing happened and |
@@ -73,16 +73,18 @@ class ForeignChain(Exception):
 
 
 def _prefix_chain(found: Mapping[int, Transfer], ids: list[int]) -> tuple[Transfer, ...] | None:
-    """The linked chain starting at ``ids[0]``: each leg linked to the next, the last closed."""
+    """The payment's legs: the longest run of ``ids`` present from ``ids[0]`` (a chain is
+    applied whole or not at all). Every leg but the last is linked to the next; the last may be
+    linked too, into the chain of the payer's next payment of the same batch (FIFO linking)."""
     chain = []
     for transfer_id in ids:
         transfer = found.get(transfer_id)
         if transfer is None:
-            return None  # A chain is applied whole or not at all: a gap is not a chain.
+            break
         chain.append(transfer)
-        if not transfer.flags & _LINKED:
-            return tuple(chain)
-    return None
+    if not chain or any(not transfer.flags & _LINKED for transfer in chain[:-1]):
+        return None
+    return tuple(chain)
 
 
 def find_chain(payment_id: str, lookup: TransferLookup) -> FoundChain | None:
@@ -162,17 +164,30 @@ def check_chain(payment: Payment, chain: FoundChain, parties: PartyAccounts) -> 
         problems.append("first leg does not debit the debtor agent")
     if last.credit_account not in parties.creditor:
         problems.append("last leg does not credit the creditor agent")
-    elif last.currency not in ("", payment.creditor_currency):
-        problems.append(f"last leg pays {last.currency}, not {payment.creditor_currency}")
+    # The last leg may be in another currency than the creditor's: the creditor agent then
+    # converts in its own books (a route's last FX leg at the creditor moves nothing here).
     if problems:
         raise ForeignChain(f"payment {payment.payment_id!r}: " + "; ".join(problems))
 
 
+def converted_by_creditor(payment: Payment, chain: FoundChain) -> bool:
+    """The chain ends in another currency: the creditor agent converts in its own books, so
+    the amount delivered in the creditor currency is not a ledger amount."""
+    return chain.transfers[-1].currency not in ("", payment.creditor_currency)
+
+
 def settled_outcome(payment: Payment, chain: FoundChain, route: tuple[str, ...]) -> PaymentOutcome:
+    """The outcome the ledger's chain shows. When the creditor agent converted in its own
+    books the delivered amount is not in the ledger: it is reported as 0, and says so."""
+    own_book = converted_by_creditor(payment, chain)
     return PaymentOutcome(
         payment.payment_id,
         PaymentStatus.SETTLED,
-        amount_delivered_minor=chain.amount_delivered_minor,
+        reason_text="delivered after the creditor agent's own-book conversion (amount not in"
+        " the ledger)"
+        if own_book
+        else "",
+        amount_delivered_minor=0 if own_book else chain.amount_delivered_minor,
         route=route,
         transfer_ids=chain.ids,
         settled_at=max(transfer.timestamp for transfer in chain.transfers),
@@ -340,8 +355,10 @@ def _record_problem(
         check_chain(payment, chain, parties_of(payment))
     except ForeignChain as error:
         return str(error)
-    if outcome.status is PaymentStatus.SETTLED and outcome.amount_delivered_minor != (
-        chain.amount_delivered_minor
+    if (
+        outcome.status is PaymentStatus.SETTLED
+        and not converted_by_creditor(payment, chain)
+        and outcome.amount_delivered_minor != chain.amount_delivered_minor
     ):
         return (
             f"record says {outcome.amount_delivered_minor} delivered, ledger"

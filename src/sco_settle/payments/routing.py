@@ -64,7 +64,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -523,7 +523,7 @@ class _RateContext:
         self.graph = graph
         # Per edge: None (not converting), False (no rate), or
         # (num, den, mid_num, mid_den, loss_ppb) with out = floor(in * num / den).
-        self.fx: list[tuple[int, int, int, int, int] | bool | None] = []
+        self.fx: list[tuple[int, int, int, int, int] | Literal[False] | None] = []
         for edge in graph.edges:
             if edge.kind not in _CONVERTS:
                 self.fx.append(None)
@@ -551,7 +551,9 @@ class _RateContext:
         self._loss_ppb = np.array([f[4] if f else 0 for f in self.fx], dtype=np.int64)
         self._fee_weights: dict[tuple, Any] = {}
         self._tables: OrderedDict[tuple, tuple[list[int], list[list[int]]]] = OrderedDict()
-        self.successors: OrderedDict[tuple, tuple[list, list]] = OrderedDict()
+        self.successors: OrderedDict[
+            tuple[Any, ...], list[tuple[int, tuple[tuple[int, int, int], ...], int]]
+        ] = OrderedDict()
 
     def loss_tables(self, root: int, depth: int) -> tuple[list[int], list[list[int]]]:
         """Least hops and least spread (ppb) to ``root`` within r hops; see ``_reverse_layers``."""
@@ -611,9 +613,9 @@ class _RateContext:
                     grown[end] = max(grown.get(end, Fraction(0)), reach[start] * factor)
             reach = grown
         weights = []
-        for edge in graph.edges:
-            rho = reach.get(edge.source.currency)
-            weights.append(0 if not edge.fee_minor or rho is None else int(edge.fee_minor / rho))
+        for spec in graph.edges:
+            rho = reach.get(spec.source.currency)
+            weights.append(0 if not spec.fee_minor or rho is None else int(spec.fee_minor / rho))
         found = self._fee_weights[key] = np.array(weights, dtype=np.int64)
         return found
 
@@ -695,6 +697,7 @@ class _LowerBound:
                 )
         else:
             anchors[target] = (0, 0, 0)
+        self.source = source
         self.key = (depth, source, *sorted(anchors.items()))
         self.core_index = graph._core_index
         # An anchor outside the relay core (a leaf next to a leaf) is reached from nowhere else.
@@ -1009,7 +1012,7 @@ def _successor_parts(
     if found is not None:
         return found
     graph = context.graph
-    fee_weights = context.fee_weights(bound.key[1], hop_limit)
+    fee_weights = context.fee_weights(bound.source, hop_limit)
     parts = []
     for edge in graph._core_out[node]:
         weight = graph._e_hops[edge]

@@ -21,7 +21,7 @@ from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, 
 from sco_settle.payments.modes import CycleReport, Entry, register
 from sco_settle.payments.network_view import available
 from sco_settle.payments.plan import CODE_LSM, LINKED, lsm_ids
-from sco_settle.payments.queue import QueuedPayment, Selection
+from sco_settle.payments.queue import FIFO_TEXT, QueuedPayment, Selection
 
 if TYPE_CHECKING:
     from sco_settle.payments.engine import PaymentEngine
@@ -43,6 +43,8 @@ class RealTimeGross:
     def on_accepted(
         self, engine: PaymentEngine, payment: Payment, events: list[tuple[PaymentStatus, str]]
     ) -> PaymentOutcome | None:
+        if engine.queue.blocks(payment):  # FIFO: an earlier payment of the payer waits.
+            return engine.enqueue(payment, events, reason=None, text=FIFO_TEXT)
         return None  # Settle it gross, now.
 
     def after_batch(self, engine: PaymentEngine, settled_any: bool) -> None:
@@ -54,9 +56,10 @@ class RealTimeGross:
     ) -> tuple[CycleReport, list[Entry]]:
         engine.view.invalidate()
         entries = self._retry_queue(engine, selection)
-        entries += self._resolve_gridlock(
-            engine, selection, gridlock.bilateral_offsetting, "offsetting"
-        )
+        if engine.settings.fifo_bypass:  # Pairwise offsetting may settle out of FIFO order.
+            entries += self._resolve_gridlock(
+                engine, selection, gridlock.bilateral_offsetting, "offsetting"
+            )
         entries += self._resolve_gridlock(engine, selection, gridlock.partial_netting, "gridlock")
         report = CycleReport(
             self.cycle_kind,
@@ -68,13 +71,15 @@ class RealTimeGross:
     def _retry_queue(self, engine: PaymentEngine, selection: Selection) -> list[Entry]:
         """Retry in (priority, arrival) order; a payer's blocked head holds back its later ones."""
         entries: list[Entry] = []
-        blocked: set[tuple[str, int]] = set()
+        # FIFO: once a payer's payment stays queued, none of its later payments of the same or a
+        # lower priority may settle in this pass (a payer -> the highest level it blocks).
+        blocked: dict[str, int] = {}
         for queued in engine.queue.select(selection):
-            payer_key = (queued.payment.debtor_agent, queued.rank[0])
-            if payer_key in blocked:
+            payer, level = queued.payment.debtor_agent, queued.rank[0]
+            if level >= blocked.get(payer, 2):
                 continue
             if not self._may_have_liquidity(engine, queued.payment):
-                blocked.add(payer_key)  # Skip routing: the first hop cannot carry it yet.
+                blocked[payer] = level  # Skip routing: the first hop cannot carry it yet.
                 continue
             events: list = []
             try:
@@ -89,7 +94,7 @@ class RealTimeGross:
                 entries.append((queued.payment, outcome, None, events))
                 continue
             if outcome is None:
-                blocked.add(payer_key)
+                blocked[payer] = level
                 continue
             entries.append(engine.settled_from_queue(queued, outcome, events, "settled_from_queue"))
         return entries
@@ -115,12 +120,17 @@ class RealTimeGross:
     ) -> list[Entry]:
         """Settle simultaneously the set of queued same-currency payments that balances allow."""
         by_currency: dict[str, list[QueuedPayment]] = defaultdict(list)
+        stopped: dict[str, int] = {}  # FIFO: payer -> level from which its payments must wait
         for queued in engine.queue.select(selection):
-            payment = queued.payment
+            payment, level = queued.payment, queued.rank[0]
+            if level >= stopped.get(payment.debtor_agent, 2) and not engine.settings.fifo_bypass:
+                continue
             if payment.currency == payment.creditor_currency and self._domestic_accounts(
                 engine, payment
             ):
                 by_currency[payment.currency].append(queued)
+            else:  # It cannot settle here, so neither may the payer's later payments.
+                stopped[payment.debtor_agent] = min(level, stopped.get(payment.debtor_agent, 2))
         entries: list[Entry] = []
         for code, candidates in sorted(by_currency.items()):
             balances = {}

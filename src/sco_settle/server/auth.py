@@ -544,9 +544,7 @@ def _claimed_key_ids(authorization: str | None, signed_key_id: str | None) -> tu
     return tuple(found)
 
 
-def _bearer(value: str | None) -> str | None:
-    if value is None:
-        return None
+def _bearer(value: str) -> str:
     scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError("credentials_invalid", "use the Bearer scheme")

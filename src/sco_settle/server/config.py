@@ -6,18 +6,21 @@ A database is named by URL:
   slashes then the path); a bare path without a scheme is taken as a SQLite file too.
 - ``postgresql://user@host:port/database`` (or ``postgres://``), with the ledger in ``schema``.
 
-Where each kind of state is kept (see docs/api.md, "Storage"):
+Where each kind of state is kept (see docs/api.md, "Where state is kept"):
 
 ==========================  =================================  ====================================
 state                       SQLite deployment                  PostgreSQL deployment
 ==========================  =================================  ====================================
 ledger (accounts, ...)      the database file                  schema ``<schema>``
+payment records             tables ``payments``,               tables ``payments``,
+                            ``payment_events``,                ``payment_events``,
+                            ``payment_intents`` in the file    ``payment_intents`` in ``<schema>``
 API keys, idempotency,      tables ``api_*`` in the same file  schema ``<schema>_api``
 netting cycles
-payment journal and its     tables ``payments``,               the SQLite file ``--journal``
-index                       ``payment_events``,
-                            ``api_payment_index`` in the file
 ==========================  =================================  ====================================
+
+``payment_records_path`` (``serve --payment-records``) keeps the payment records in a SQLite file
+of their own instead, as deployments made before the records moved into the ledger's database did.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class DatabaseKind(enum.StrEnum):
 
 
 class ConfigError(ValueError):
-    """The configuration cannot work (bad URL, missing journal path, ...); the message says why."""
+    """The configuration cannot work (a bad URL, schema name, ...); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ class ServerConfig:
     database: Database
     network: str = "sco"  # network name or YAML file; installed into an empty ledger
     rates: str | None = None  # FX rate file; None: the network's shipped rates (``<name>``)
-    journal_path: Path | None = None  # payment journal (SQLite); required with PostgreSQL
+    # None: the payment records live in the ledger's database; else in this SQLite file.
+    payment_records_path: Path | None = None
     mode: Mode = Mode.RTGS
     host: str = "127.0.0.1"
     port: int = 8080
@@ -148,16 +152,5 @@ class ServerConfig:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
-        if self.database.kind is DatabaseKind.POSTGRES and self.journal_path is None:
-            raise ConfigError(
-                "a PostgreSQL ledger keeps its payment journal in SQLite: pass --journal PATH"
-            )
         assert 1 <= self.group_events_max <= 8190, self.group_events_max
         assert self.write_queue_max >= 1 and self.group_payments_max >= 1
-
-    @property
-    def journal(self) -> Path:
-        if self.journal_path is not None:
-            return self.journal_path
-        assert self.database.path is not None
-        return self.database.path

@@ -139,7 +139,7 @@ class RateLimitedError(RuntimeError):
 
 
 # The table: domain exception -> problem code. Checked in order (first isinstance match wins).
-DOMAIN_ERRORS: tuple[tuple[type[BaseException], str], ...] = (
+DOMAIN_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (BatchFormatError, "batch_format_invalid"),
     (BatchTooLargeError, "batch_too_large"),
     (QueueFullError, "server_busy"),

@@ -30,19 +30,31 @@ TransferFlag = Literal["linked", "pending", "post_pending", "void_pending"]
 _Decimal = Annotated[str, Field(pattern=rf"^[0-9]{{1,{DIGITS_MAX}}}$")]
 
 
-def _codec_integer(limit: tuple[int, str], description: str) -> Any:
-    """A JSON-lines codec integer field (``ledger/jsonl.py`` is the rule; this documents it)."""
-    maximum, maximum_text = limit
-    return Annotated[
-        Annotated[StrictInt, Field(ge=0, le=maximum)] | _Decimal,
-        Field(description=f"{description}: an integer or a decimal string, 0 .. {maximum_text}"),
-    ]
+# JSON-lines codec integer fields: an integer or a decimal string (``ledger/jsonl.py`` is the rule;
+# these document it). Spelled out as type aliases, not built by a function, so type checkers see
+# them as types (``int | str``).
 
 
-IdValue = _codec_integer(ID_FIELD, "128-bit id")
-AmountValue = _codec_integer(AMOUNT_FIELD, "Minor units")
-TimeoutValue = _codec_integer(TIMEOUT_FIELD, "Seconds; only for pending transfers")
-CodeValue = _codec_integer(CODE_FIELD, "User code")
+def _codec_doc(description: str, limit: tuple[int, str]) -> Any:
+    return Field(description=f"{description}: an integer or a decimal string, 0 .. {limit[1]}")
+
+
+IdValue = Annotated[
+    Annotated[StrictInt, Field(ge=0, le=ID_FIELD[0])] | _Decimal,
+    _codec_doc("128-bit id", ID_FIELD),
+]
+AmountValue = Annotated[
+    Annotated[StrictInt, Field(ge=0, le=AMOUNT_FIELD[0])] | _Decimal,
+    _codec_doc("Minor units", AMOUNT_FIELD),
+]
+TimeoutValue = Annotated[
+    Annotated[StrictInt, Field(ge=0, le=TIMEOUT_FIELD[0])] | _Decimal,
+    _codec_doc("Seconds; only for pending transfers", TIMEOUT_FIELD),
+]
+CodeValue = Annotated[
+    Annotated[StrictInt, Field(ge=0, le=CODE_FIELD[0])] | _Decimal,
+    _codec_doc("User code", CODE_FIELD),
+]
 
 
 class _Model(BaseModel):

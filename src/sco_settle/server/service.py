@@ -1,13 +1,13 @@
 """The ledger service: one process, one writer thread, many readers.
 
 The ledger keeps balances in memory and is single-writer, so every change goes through one
-thread that owns the store, the ``Ledger``, the ``PaymentEngine`` and the payment journal. Request
+thread that owns the store, the ``Ledger``, the ``PaymentEngine`` and the payment records. Request
 handlers hand it *jobs* through a bounded queue and await their futures.
 
 Group commit: when jobs wait in the queue, the writer takes several of one kind at once. Transfer
 batches of different requests are concatenated into one ledger batch (one durable commit, one
 fsync) and the results are sliced back per request; payments of different requests go through
-one ``submit_many`` (one journal commit). The answer is the same as if the requests had run one
+one ``submit_many`` (one records commit). The answer is the same as if the requests had run one
 after another in queue order, because:
 
 - a linked chain never spans two requests: a request whose last transfer is still ``linked`` is
@@ -17,7 +17,8 @@ after another in queue order, because:
 Reads never wait for the writer. Account balances come from ``PublishedLedger``, which the writer
 updates *after* each commit is durable (a decorator around the store's ``commit``), so a reader
 never sees a balance that could still be lost; history (transfers, statements) comes from
-read-only store sessions; payments from read-only journal connections.
+read-only store sessions; payments from read-only sessions of the payment records
+(``PaymentReader``).
 
 Failure: if a commit fails or an invariant breaks, the service stops taking writes (503
 ``ledger_unavailable``, ``/health`` 503) and must be restarted; restarting recovers exactly the
@@ -57,8 +58,9 @@ from sco_settle.server.config import DatabaseKind, ServerConfig
 from sco_settle.server.db import StateDb
 from sco_settle.server.errors import QueueFullError, ServiceUnavailableError
 from sco_settle.server.fairness import FairQueue, WriteQuota
-from sco_settle.server.journal_index import JournalReader, PaymentIndex
 from sco_settle.server.keys import Role
+from sco_settle.server.payment_reads import PaymentReader
+from sco_settle.storage.payment_records_sql import SqlPaymentRecords
 
 # Accounts a participant's own key may not debit in a transfer batch, though it owns them: a
 # central bank's issuance account (debiting it creates money), its swap-line accounts (drawing
@@ -320,7 +322,11 @@ class LedgerService:
         self.rates = rates
         self.published = PublishedLedger()
         self.read_stores = ReadStores(config)
-        self.journal_reader = JournalReader(config.journal)
+        self.payment_reader = PaymentReader(
+            lambda: _open_payment_records(config, readonly=True),
+            per_thread=_payment_records_kind(config) is DatabaseKind.SQLITE,
+            sessions_max=config.read_connections_max,
+        )
         self.failure: BaseException | None = None
         self._queue = FairQueue(
             jobs_max=config.write_queue_max,
@@ -353,7 +359,7 @@ class LedgerService:
             self._queue.put(_STOP)
             self._thread.join(timeout=60)
         self.read_stores.close()
-        self.journal_reader.close()
+        self.payment_reader.close()
 
     @property
     def queue_depth(self) -> int:
@@ -482,20 +488,20 @@ class LedgerService:
             self._shut()
 
     def _open(self) -> None:
-        from sco_settle.payments.journal import PaymentJournal
         from sco_settle.payments.network_view import NetworkView
 
         self.store = _open_store(self.config)
+        records = None
         try:
             self.ledger = Ledger(PublishingStore(self.store, self.published))
             if not self.ledger.accounts():
                 from sco_settle.network.install import install_network
 
                 install_network(self.ledger, self.network)
-            self.journal = PaymentJournal(self.config.journal)
+            self.records = records = _open_payment_records(self.config)
             self.view = NetworkView(self.network, self.rates)
             self.engine = PaymentEngine(
-                self.ledger, self.view, self.journal, EngineSettings(mode=self.config.mode)
+                self.ledger, self.view, self.records, EngineSettings(mode=self.config.mode)
             )
             recovered = self.engine.recovered
             logger.log(
@@ -506,8 +512,9 @@ class LedgerService:
             )
             for problem in recovered.foreign:
                 logger.error(problem, extra={"event": "payment_inconsistent"})
-            self.index = PaymentIndex(self.config.journal)
         except BaseException:
+            if records is not None:
+                records.close()
             self.store.close()
             raise
         self.published.load(self.ledger)
@@ -517,8 +524,7 @@ class LedgerService:
     def _shut(self) -> None:
         if self.failure is not None:
             self._fail_queued(self.failure)
-        self.index.close()
-        self.journal.close()
+        self.records.close()
         if self.ledger.closed:  # Closed by a failed commit: the store is still open.
             self.store.close()
         else:
@@ -640,8 +646,7 @@ class LedgerService:
             and self._last_tick - self._last_lsm >= LSM_INTERVAL_SECONDS
         ):
             self._last_lsm = self._last_tick
-            if self.engine.run_cycle().outcomes:
-                self.index.catch_up()
+            self.engine.run_cycle()
 
     # -- transfers --------------------------------------------------------------------------
 
@@ -742,7 +747,6 @@ class LedgerService:
     def _run_payments(self, group: list[_Job]) -> None:
         payments = [payment for job in group for payment in job.payload]
         outcomes = self.engine.submit_many(payments)
-        self.index.catch_up()
         start = 0
         for job in group:
             job.future.set_result(outcomes[start : start + job.size])
@@ -756,7 +760,6 @@ class LedgerService:
         reply = submit_message(
             data, self.engine, now=now, sender_bic=sender_bic, caller_bic=caller_bic
         )
-        self.index.catch_up()
         job.future.set_result(reply)
 
     def _run_quote(self, request: QuoteRequest) -> RouteResult:
@@ -781,7 +784,6 @@ class LedgerService:
         currencies take part; the others are not touched."""
         started_at = time.time_ns()
         report = self.engine.run_cycle(Selection(currencies=currencies))
-        self.index.catch_up()
         return self._record_cycle(
             self.engine.mode.cycle_kind, currencies, requested_by, started_at, report.as_dict()
         )
@@ -853,3 +855,26 @@ def _open_store(config: ServerConfig) -> Any:
     # for one batch of thousands of ids once the table has grown. Plan each run for its array.
     store.connection.execute("SET plan_cache_mode = force_custom_plan")
     return store
+
+
+def _payment_records_kind(config: ServerConfig) -> DatabaseKind:
+    """Where the payment records live: in the ledger's database, unless a SQLite file of their
+    own was configured (``payment_records_path``)."""
+    if config.payment_records_path is not None:
+        return DatabaseKind.SQLITE
+    return config.database.kind
+
+
+def _open_payment_records(config: ServerConfig, *, readonly: bool = False) -> SqlPaymentRecords:
+    """The payment records' writer (or a read-only session): a connection of their own, beside
+    the ledger store's, in the same database."""
+    database = config.database
+    if _payment_records_kind(config) is DatabaseKind.SQLITE:
+        from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
+
+        path = config.payment_records_path or database.path
+        assert path is not None
+        return SqlitePaymentRecords(path, readonly=readonly)
+    from sco_settle.storage.payment_records_postgres import PostgresPaymentRecords
+
+    return PostgresPaymentRecords(database.dsn, schema=database.schema, readonly=readonly)

@@ -161,7 +161,7 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     )
 
 
-def _corridor(entry: dict, index: int) -> Corridor:  # type: ignore[type-arg]
+def _corridor(entry: dict, index: int) -> Corridor:
     where = f"corridors[{index}]"
     a_to_b = entry.get("a_to_b_usd_bn")
     share = entry.get("national_share")
@@ -186,7 +186,7 @@ def _corridor(entry: dict, index: int) -> Corridor:  # type: ignore[type-arg]
     return corridor
 
 
-def _workload(entry: dict) -> Workload:  # type: ignore[type-arg]
+def _workload(entry: dict) -> Workload:
     size = entry["payment_size_usd"]
     hours = entry["business_hours"]
     workload = Workload(

@@ -9,6 +9,7 @@ Amounts arrive as integers and become floats here only to be drawn.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from matplotlib import rc_context
 from matplotlib.axes import Axes
@@ -17,10 +18,13 @@ from matplotlib.figure import Figure
 from sco_settle.payments.engine import Mode
 from sco_settle.sim.report import Report
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 FIGSIZE_IN = (8.0, 5.0)
 DPI = 100
 FEN_PER_BN_CNY = 10**11
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "svg.hashsalt": "sco-settle",

@@ -10,15 +10,15 @@ Timeline of a day (minutes after 00:00 of the simulated clock, from the calibrat
   moves on by the queue timeout so that the engine rejects it (TM01).
 
 Invariants:
-- The engine never reads the wall clock: the ledger, the journal and the engine get ``SimClock``.
-  Same options and seed -> the same ledger, the same journal, the same result.
+- The engine never reads the wall clock: the ledger, the payment records and the engine get
+  ``SimClock``. Same options and seed -> the same ledger, the same records, the same result.
 - Money is conserved: the run ends by replaying the ledger (``ledger.invariants.verify``) and
   checking per-currency totals (``LedgerState.check_totals``); the result carries both verdicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +29,6 @@ from sco_settle.ledger.invariants import verify
 from sco_settle.ledger.state_machine import InvariantViolation
 from sco_settle.network import Network, load_network
 from sco_settle.payments.engine import EngineSettings, Mode, PaymentEngine
-from sco_settle.payments.journal import PaymentJournal
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
 from sco_settle.payments.network_view import (
     NetworkView,
@@ -37,6 +36,7 @@ from sco_settle.payments.network_view import (
     load_rates,
     swap_line_utilisation,
 )
+from sco_settle.payments.records import PaymentEvent, PaymentRecords, RecordEntry
 from sco_settle.sim.calibration import Calibration, Rates, load_calibration
 from sco_settle.sim.workload import SECONDS_PER_DAY, SimPayment, generate_day
 
@@ -59,7 +59,7 @@ class SimOptions:
     mode: Mode = Mode.RTGS
     scale: Fraction | None = None  # None: the calibration's default scale
     national_share: Fraction | None = None  # None: per corridor, from the calibration
-    db: Path | None = None  # None: in-memory ledger and journal
+    db: Path | None = None  # None: in-memory ledger and payment records
     scenario: Scenario = field(default_factory=Scenario)
     scenario_specs: tuple[str, ...] = ()
 
@@ -90,19 +90,52 @@ class Final:
     route: tuple[str, ...]
 
 
-class RecordingJournal(PaymentJournal):
-    """The engine's journal, which also keeps, in order, every final outcome it is given."""
+class RecordingRecords:
+    """The engine's payment records (any ``PaymentRecords``), which also keep, in order, every
+    final outcome they are given."""
 
-    def __init__(self, path: str | Path = ":memory:", *, durable: bool = False) -> None:
-        super().__init__(path, durable=durable)
+    def __init__(self, inner: PaymentRecords) -> None:
+        self.inner = inner
         self.finals: dict[str, Final] = {}
         self.settled_order: list[str] = []
 
-    def record(self, entries, at: int) -> None:  # type: ignore[no-untyped-def]
+    def record(self, entries: Iterable[RecordEntry], at: int) -> None:
         entries = list(entries)
-        super().record(entries, at)
+        self.inner.record(entries, at)
         for payment, outcome, _, _ in entries:
             self._keep(payment, outcome, at)
+
+    def get(self, payment_id: str) -> tuple[Payment, PaymentOutcome, int | None] | None:
+        return self.inner.get(payment_id)
+
+    def get_many(
+        self, payment_ids: Sequence[str]
+    ) -> dict[str, tuple[Payment, PaymentOutcome, int | None]]:
+        return self.inner.get_many(payment_ids)
+
+    def begin(self, intents: Iterable[tuple[Payment, str]], at: int) -> None:
+        self.inner.begin(intents, at)
+
+    def intents(self) -> list[tuple[Payment, str]]:
+        return self.inner.intents()
+
+    def drop_intents(self, payment_ids: Iterable[str]) -> None:
+        self.inner.drop_intents(payment_ids)
+
+    def queued(self) -> Iterator[tuple[Payment, int]]:
+        return self.inner.queued()
+
+    def events(self, payment_id: str, *, limit: int | None = None) -> list[PaymentEvent]:
+        return self.inner.events(payment_id, limit=limit)
+
+    def records(self) -> Iterator[tuple[Payment, PaymentOutcome]]:
+        return self.inner.records()
+
+    def counts(self) -> dict[str, int]:
+        return self.inner.counts()
+
+    def close(self) -> None:
+        self.inner.close()
 
     def _keep(self, payment: Payment, outcome: PaymentOutcome, at: int) -> None:
         if not outcome.status.final or outcome.duplicate:
@@ -199,14 +232,14 @@ def run_simulation(
     network = load_network("sco")
     rates = Rates.load(calibration.usd_cny)
     clock = SimClock(EPOCH_NS)
-    ledger, journal = _open(options.db, clock)
+    ledger, records = _open(options.db, clock)
     try:
         _install(ledger, network, calibration.workload.opening_balance_share)
         view = NetworkView(network, load_rates())
         engine = PaymentEngine(
             ledger,
             view,
-            journal,
+            records,
             EngineSettings(
                 mode=options.mode,
                 queue_timeout_ns=calibration.workload.queue_timeout_minutes * 60 * NS_PER_SECOND,
@@ -232,8 +265,8 @@ def run_simulation(
             options=options,
             scale=scale,
             payments=payments,
-            finals=dict(journal.finals),
-            settled_order=list(journal.settled_order),
+            finals=dict(records.finals),
+            settled_order=list(records.settled_order),
             cycles=loop.cycles,
             unsettled_eod=loop.unsettled_eod,
             swap_lines=sorted(
@@ -244,20 +277,22 @@ def run_simulation(
             rejections_engine=dict(sorted(engine.stats.rejections.items())),
         )
     finally:
-        journal.close()
+        records.close()
         ledger.close()
 
 
-def _open(db: Path | None, clock: SimClock) -> tuple[Ledger, RecordingJournal]:
+def _open(db: Path | None, clock: SimClock) -> tuple[Ledger, RecordingRecords]:
+    """In memory; or the ledger and its payment records in the SQLite file ``db``, made afresh."""
     from sco_settle.storage import MemoryStore, SqliteStore
+    from sco_settle.storage.payment_records_memory import MemoryPaymentRecords
+    from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
 
     if db is None:
-        return Ledger(MemoryStore(), clock=clock), RecordingJournal(":memory:")
-    journal_path = db.with_name(db.name + ".payments")
-    for path in (db, journal_path):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return Ledger(SqliteStore(db), clock=clock), RecordingJournal(journal_path)
+        return Ledger(MemoryStore(), clock=clock), RecordingRecords(MemoryPaymentRecords())
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    ledger = Ledger(SqliteStore(db), clock=clock)  # First: it lays the file out.
+    return ledger, RecordingRecords(SqlitePaymentRecords(db, durable=False))
 
 
 def _install(ledger: Ledger, network: Network, share: Fraction) -> None:

@@ -6,7 +6,8 @@ It keeps what a durable store keeps, in plain Python structures, and nothing sur
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from typing import TypeVar
 
 from sco_settle.domain.account import Account, AccountBalance
 from sco_settle.domain.transfer import PendingStatus, Transfer, TransferFlags
@@ -14,6 +15,7 @@ from sco_settle.ledger.state_machine import Changes
 from sco_settle.ledger.store import StoredAccount
 
 _PENDING = int(TransferFlags.PENDING)
+_Row = TypeVar("_Row", Transfer, AccountBalance)
 
 
 class MemoryStore:
@@ -60,8 +62,8 @@ class MemoryStore:
             self.journal.append(transfer)
             self.by_account.setdefault(transfer.debit_account, []).append(transfer)
             self.by_account.setdefault(transfer.credit_account, []).append(transfer)
-        for account_id, *balance in changes.balances:
-            self.balances[account_id] = tuple(balance)  # type: ignore[assignment]
+        for account_id, dp, dpo, cp, cpo in changes.balances:  # pending/posted debits/credits
+            self.balances[account_id] = (dp, dpo, cp, cpo)
         for pending_id, status, timestamp in changes.pending_resolutions:
             self.statuses[pending_id] = (status, timestamp)
         for snapshot in changes.history:
@@ -109,7 +111,14 @@ class MemoryStore:
         pass
 
 
-def _page(rows, key, timestamp_min, timestamp_max, limit, reverse):  # type: ignore[no-untyped-def]
+def _page(
+    rows: list[_Row],
+    key: Callable[[_Row], int],
+    timestamp_min: int,
+    timestamp_max: int,
+    limit: int,
+    reverse: bool,
+) -> list[_Row]:
     keys = [key(row) for row in rows]
     start = bisect.bisect_left(keys, timestamp_min)
     end = bisect.bisect_right(keys, timestamp_max)

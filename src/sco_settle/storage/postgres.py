@@ -247,7 +247,7 @@ class PostgresStore:
         )
         for number, text in migrations():
             if version is None or number > version:
-                connection.execute(text)  # type: ignore[call-overload]
+                connection.execute(text)
         if version is None:
             connection.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', %s),"
@@ -331,20 +331,26 @@ class PostgresStore:
         with self.connection.transaction(), self.connection.cursor() as cursor:
             self._check_writer_epoch(cursor)
             if changes.accounts_created:
-                rows = ((_to_bytes(a.id), *a[1:9], 0, 0, 0, 0) for a in changes.accounts_created)
-                _copy(cursor, "accounts", _ACCOUNT_COLUMNS, _ACCOUNT_TYPES, rows)
+                accounts = (
+                    (_to_bytes(a.id), *a[1:9], 0, 0, 0, 0) for a in changes.accounts_created
+                )
+                _copy(cursor, "accounts", _ACCOUNT_COLUMNS, _ACCOUNT_TYPES, accounts)
             if changes.transfers_created:
-                rows = map(_transfer_to_row, changes.transfers_created)
-                _copy(cursor, "transfers", _TRANSFER_COLUMNS, _TRANSFER_TYPES, rows)
+                transfers = map(_transfer_to_row, changes.transfers_created)
+                _copy(cursor, "transfers", _TRANSFER_COLUMNS, _TRANSFER_TYPES, transfers)
             if changes.balances:
                 self._update_balances(cursor, changes.balances)
             if changes.pending_resolutions:
-                rows = ((_to_bytes(i), int(s), ts) for i, s, ts in changes.pending_resolutions)
+                resolutions = (
+                    (_to_bytes(i), int(s), ts) for i, s, ts in changes.pending_resolutions
+                )
                 columns = "pending_id, status, timestamp"
-                _copy(cursor, "pending_resolutions", columns, ("bytea", "int2", "int8"), rows)
+                _copy(
+                    cursor, "pending_resolutions", columns, ("bytea", "int2", "int8"), resolutions
+                )
             if changes.history:
-                rows = ((_to_bytes(h[0]), *h[1:]) for h in changes.history)
-                _copy(cursor, "account_history", _HISTORY_COLUMNS, _HISTORY_TYPES, rows)
+                history = ((_to_bytes(h[0]), *h[1:]) for h in changes.history)
+                _copy(cursor, "account_history", _HISTORY_COLUMNS, _HISTORY_TYPES, history)
             cursor.execute(
                 "UPDATE meta SET value = %s WHERE key = 'last_timestamp'",
                 (changes.last_timestamp,),
@@ -489,7 +495,7 @@ def _copy(
 ) -> None:
     """Binary COPY of ``rows`` into ``table``: the fastest way in (docs/reference/storage.md)."""
     statement = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
-    with cursor.copy(statement) as copy:  # type: ignore[arg-type]
+    with cursor.copy(statement) as copy:
         copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)

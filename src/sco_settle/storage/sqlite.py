@@ -19,6 +19,7 @@ import os
 import sqlite3
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 from sco_settle.domain.account import Account, AccountBalance
 from sco_settle.domain.transfer import PendingStatus, Transfer
@@ -106,7 +107,7 @@ def _from_bytes(raw: bytes | None) -> int:
     return int.from_bytes(raw, "big") if raw is not None else 0
 
 
-def _transfer_from_row(row: tuple) -> Transfer:  # type: ignore[type-arg]
+def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
     return Transfer(
         int.from_bytes(row[0], "big"),
         int.from_bytes(row[1], "big"),

@@ -39,7 +39,11 @@ class OpenedMessage:
     header: etree._Element | None = None
 
 
-def _split(tag: str) -> tuple[str | None, str]:
+def _split(element: etree._Element) -> tuple[str | None, str]:
+    """(namespace, local name) of ``element``'s tag; a parsed tree's tags are strings (comments
+    and processing instructions are dropped at parse, see ``safe_xml``)."""
+    tag = element.tag
+    assert isinstance(tag, str), tag
     if tag[0] == "{":
         namespace, _, local = tag[1:].partition("}")
         return namespace, local
@@ -47,7 +51,7 @@ def _split(tag: str) -> tuple[str | None, str]:
 
 
 def _locate(root: etree._Element) -> tuple[etree._Element, etree._Element | None]:
-    namespace, local = _split(root.tag)
+    namespace, local = _split(root)
     if namespace is not None and namespace.startswith(ISO_NAMESPACE_PREFIX):
         if local == "Document":
             return root, None
@@ -60,7 +64,7 @@ def _locate(root: etree._Element) -> tuple[etree._Element, etree._Element | None
     while stack:
         element, depth = stack.pop()
         for child in element:
-            namespace, local = _split(child.tag)
+            namespace, local = _split(child)
             if namespace is not None and namespace.startswith(ISO_NAMESPACE_PREFIX):
                 if local == "Document":
                     documents.append(child)
@@ -85,16 +89,16 @@ def open_message(data: bytes) -> OpenedMessage:
     """
     root = parse_untrusted(data)
     document, header = _locate(root)
-    definition = definition_of(_split(document.tag)[0])
+    definition = definition_of(_split(document)[0])
     if definition is None or definition not in SCHEMA_DEFINITIONS:
-        namespace = _split(document.tag)[0]
+        namespace = _split(document)[0]
         raise UnsupportedMessageError(f"unknown or unsupported message namespace {namespace!r}")
     header_definition = None
     if header is not None:
-        header_definition = definition_of(_split(header.tag)[0])
+        header_definition = definition_of(_split(header)[0])
         if header_definition not in APP_HEADER_DEFINITIONS:
             raise UnsupportedMessageError(
-                f"application header {_split(header.tag)[0]!r} is not head.001.001.02 or .04"
+                f"application header {_split(header)[0]!r} is not head.001.001.02 or .04"
             )
         validate(header, header_definition)
     validate(document, definition)

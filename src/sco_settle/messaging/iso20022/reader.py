@@ -108,14 +108,20 @@ def _tree(element: etree._Element) -> _Node:
 
     lxml keeps one proxy per live element, so ``getparent()`` returns the very key stored here.
     """
-    prefix_length = element.tag.index("}") + 1 if element.tag.startswith("{") else 0
+    # A parsed tree's tags are strings (comments and processing instructions are dropped at
+    # parse, see safe_xml), and every descendant has a parent: asserted, not converted, as this
+    # loop runs once per element of every message.
+    tag = element.tag
+    assert isinstance(tag, str), tag
+    prefix_length = tag.index("}") + 1 if tag.startswith("{") else 0
     root_children: dict[str, list[_Node]] = {}
     index: dict[etree._Element, dict[str, list[_Node]]] = {element: root_children}
     for child in element.iterdescendants():
         children: dict[str, list[_Node]] = {}
         index[child] = children
-        siblings = index[child.getparent()]
-        siblings.setdefault(child.tag[prefix_length:], []).append((child.text, children, child))
+        parent, tag = child.getparent(), child.tag
+        assert parent is not None and isinstance(tag, str), tag
+        index[parent].setdefault(tag[prefix_length:], []).append((child.text, children, child))
     return (element.text, root_children, element)
 
 
@@ -143,6 +149,13 @@ class _Nav:
             found = node[1].get(step)
             node = found[0] if found else None
         return node
+
+    def find_mandatory(self, node: _Node, path: str) -> _Node:
+        """``find`` for an element its schema makes mandatory: the message was validated against
+        that schema before it is read, so a miss is a programmer error."""
+        found = self.find(node, path)
+        assert found is not None, f"mandatory {path} missing after schema validation"
+        return found
 
     def findall(self, node: _Node | None, path: str) -> list[_Node]:
         steps = self.steps(path)
@@ -523,7 +536,7 @@ def _duplicates(seen: dict[str, set[str]], ids: dict[str, str | None]) -> None:
 def _credit_transfer(
     nav: _Nav, tx: _Node, group: _Group, policy: ReaderPolicy, is_customer: bool
 ) -> CreditTransfer:
-    amount, code = _amount(nav.find(tx, "IntrBkSttlmAmt"), "IntrBkSttlmAmt", policy)
+    amount, code = _amount(nav.find_mandatory(tx, "IntrBkSttlmAmt"), "IntrBkSttlmAmt", policy)
     instructed_amount, instructed_code = _optional_amount(nav, tx, "InstdAmt", "InstdAmt")
     instructions = tuple(
         CreditorAgentInstruction(nav.text(item, "Cd"), nav.text(item, "InstrInf"))
@@ -533,6 +546,8 @@ def _credit_transfer(
         raise _Reject(R.AG03, "payment by cheque (InstrForCdtrAgt CHQB) is not supported")
     rate = nav.text(tx, "XchgRate")
     date = _date_or_reject(nav.text(tx, "IntrBkSttlmDt"), "IntrBkSttlmDt")
+    debtor: Party | Agent | None
+    creditor: Party | Agent | None
     if is_customer:
         debtor = _party(nav, nav.find(tx, "Dbtr"), R.RC06, "debtor")
         creditor = _party(nav, nav.find(tx, "Cdtr"), R.RC07, "creditor")
@@ -636,7 +651,9 @@ def _read_credit_transfers(
 def _payment_return(
     nav: _Nav, tx: _Node, group: _Group, top: _Node | None, policy: ReaderPolicy
 ) -> PaymentReturn:
-    returned, code = _amount(nav.find(tx, "RtrdIntrBkSttlmAmt"), "RtrdIntrBkSttlmAmt", policy)
+    returned, code = _amount(
+        nav.find_mandatory(tx, "RtrdIntrBkSttlmAmt"), "RtrdIntrBkSttlmAmt", policy
+    )
     original_amount, original_code = _optional_amount(
         nav, tx, "OrgnlIntrBkSttlmAmt", "OrgnlIntrBkSttlmAmt"
     )
@@ -798,7 +815,7 @@ def _read_status_report(
 
 
 def _balance(nav: _Nav, element: _Node) -> Balance:
-    amount, code = _amount(nav.find(element, "Amt"), "balance", None, zero_allowed=True)
+    amount, code = _amount(nav.find_mandatory(element, "Amt"), "balance", None, zero_allowed=True)
     sign = -1 if nav.text(element, "CdtDbtInd") == "DBIT" else 1
     when = _date_or_datetime(nav, nav.find(element, "Dt"))
     assert when is not None  # Bal/Dt is mandatory.
@@ -829,7 +846,9 @@ def _entry_detail(nav: _Nav, element: _Node) -> EntryDetail:
 
 
 def _entry(nav: _Nav, element: _Node) -> Entry:
-    amount, code = _amount(nav.find(element, "Amt"), "entry amount", None, zero_allowed=True)
+    amount, code = _amount(
+        nav.find_mandatory(element, "Amt"), "entry amount", None, zero_allowed=True
+    )
     reversal = nav.text(element, "RvslInd")
     return Entry(
         amount_minor=amount,

@@ -27,6 +27,7 @@ from sco_settle.server.routes.common import (
     Caller,
     Context,
     Limit,
+    QueryDay,
     decode_int_cursor,
     json_response,
     page,
@@ -66,7 +67,7 @@ def visible_account(ctx: AppContext, caller: Principal, account_id: str) -> int:
     return account.id
 
 
-@router.get("", response_model=AccountPage, responses=problems(400))
+@router.get("", operation_id="listAccounts", response_model=AccountPage, responses=problems(400))
 async def list_accounts(
     caller: Caller,
     ctx: Context,
@@ -102,7 +103,12 @@ async def list_accounts(
     return json_response(page(items, None, "accounts"))
 
 
-@router.get("/{account_id}", response_model=AccountSchema, responses=problems(404))
+@router.get(
+    "/{account_id}",
+    operation_id="getAccount",
+    response_model=AccountSchema,
+    responses=problems(404),
+)
 async def get_account(account_id: str, caller: Caller, ctx: Context) -> Response:
     """One account with its balances, as committed (durable) now."""
     found = ctx.service.published.get(visible_account(ctx, caller, account_id))
@@ -110,7 +116,12 @@ async def get_account(account_id: str, caller: Caller, ctx: Context) -> Response
     return json_response(account_json(*found))
 
 
-@router.get("/{account_id}/transfers", response_model=TransferPage, responses=problems(400, 404))
+@router.get(
+    "/{account_id}/transfers",
+    operation_id="listAccountTransfers",
+    response_model=TransferPage,
+    responses=problems(400, 404),
+)
 async def list_account_transfers(
     account_id: str, caller: Caller, ctx: Context, limit: Limit = 100, after: After = None
 ) -> Response:
@@ -139,6 +150,7 @@ async def list_account_transfers(
 
 @router.get(
     "/{account_id}/statement",
+    operation_id="getAccountStatement",
     response_model=Statement,
     responses={
         **problems(404),
@@ -156,7 +168,7 @@ async def get_statement(
     caller: Caller,
     ctx: Context,
     date: Annotated[
-        dt.date | None, Query(description="UTC day, YYYY-MM-DD; default: today")
+        dt.date | None, Query(description="UTC day, YYYY-MM-DD; default: today"), QueryDay
     ] = None,
     format: Annotated[Literal["json", "camt.053"], Query()] = "json",
 ) -> Response:

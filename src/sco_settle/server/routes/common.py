@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -42,7 +43,7 @@ def context_of(request: Request) -> AppContext:
     found = getattr(request.app.state, "context", None)
     if found is None:  # The app was built for its OpenAPI document only.
         raise ApiError("ledger_unavailable", "this app has no ledger attached")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 async def context(request: Request) -> AppContext:
@@ -80,7 +81,29 @@ async def principal(
 
 Caller = Annotated[Principal, Depends(principal)]
 Context = Annotated[AppContext, Depends(context)]
-Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX, description="Items per page (at most 1000)")]
+
+
+def decimal_text(value: object) -> object:
+    """Query integers are decimal digits only: pydantic alone would also take ``1.0``."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 20):
+        raise ValueError("must be a decimal integer (digits only)")
+    return value
+
+
+def iso_day_text(value: object) -> object:
+    """Query dates are ``YYYY-MM-DD`` only: pydantic alone would also take a Unix time."""
+    if isinstance(value, str) and not (
+        len(value) == 10 and value[4] == value[7] == "-" and value.replace("-", "").isdigit()
+    ):
+        raise ValueError("must be a date, YYYY-MM-DD")
+    return value
+
+
+QueryInt = BeforeValidator(decimal_text)
+QueryDay = BeforeValidator(iso_day_text)
+Limit = Annotated[
+    int, Query(ge=1, le=PAGE_LIMIT_MAX, description="Items per page (at most 1000)"), QueryInt
+]
 After = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 
 

@@ -49,6 +49,7 @@ def _visible(caller: Principal, cycle: dict[str, Any]) -> bool:
 
 @router.post(
     "",
+    operation_id="runNettingCycle",
     status_code=201,
     response_model=Cycle,
     responses=problems(*WRITE_PROBLEMS),
@@ -76,7 +77,12 @@ async def run_cycle(body: CycleIn, request: Request, caller: Caller, ctx: Contex
     return await idempotent(request, caller, ctx.idempotency, operation)
 
 
-@router.get("", response_model=CyclePage, responses=problems(400, 403))
+@router.get(
+    "",
+    operation_id="listNettingCycles",
+    response_model=CyclePage,
+    responses=problems(400, 403),
+)
 async def list_cycles(
     caller: Caller, ctx: Context, limit: Limit = 100, after: After = None
 ) -> Response:
@@ -105,7 +111,12 @@ async def list_cycles(
     return json_response(page(chosen, chosen[-1]["cycle_id"] if more else None, "cycles"))
 
 
-@router.get("/{cycle_id}", response_model=Cycle, responses=problems(403, 404))
+@router.get(
+    "/{cycle_id}",
+    operation_id="getNettingCycle",
+    response_model=Cycle,
+    responses=problems(403, 404),
+)
 async def get_cycle(cycle_id: CycleId, caller: Caller, ctx: Context) -> Response:
     caller.require(Role.NETWORK_OPERATOR, Role.CURRENCY_OPERATOR, Role.AUDITOR)
     rows = await run_in_threadpool(

@@ -13,6 +13,7 @@ router = APIRouter(tags=["health"])
 
 @router.get(
     "/health",
+    operation_id="getHealth",
     response_model=Health,
     responses={503: {"model": Health, "description": "The ledger service stopped"}},
 )

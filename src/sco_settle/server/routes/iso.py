@@ -69,6 +69,7 @@ def _foreign_agents(data: bytes, caller: Principal) -> list[str]:
 
 @router.post(
     "/messages",
+    operation_id="submitIso20022Message",
     responses={
         **problems(*WRITE_PROBLEMS, 415),
         200: {

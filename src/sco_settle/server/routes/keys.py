@@ -70,7 +70,7 @@ def _operator(caller: Principal) -> None:
     caller.require(Role.NETWORK_OPERATOR)
 
 
-@router.get("", response_model=KeyPage, responses=problems(400, 403))
+@router.get("", operation_id="listApiKeys", response_model=KeyPage, responses=problems(400, 403))
 async def list_keys(
     caller: Caller, ctx: Context, limit: Limit = 100, after: After = None
 ) -> Response:
@@ -87,6 +87,7 @@ async def list_keys(
 
 @router.post(
     "",
+    operation_id="createApiKey",
     status_code=201,
     response_model=IssuedKeySchema,
     responses=problems(*WRITE_PROBLEMS),
@@ -110,6 +111,7 @@ async def create_key(body: KeyCreate, request: Request, caller: Caller, ctx: Con
 
 @router.post(
     "/{key_id}/revoke",
+    operation_id="revokeApiKey",
     response_model=ApiKey,
     responses=problems(*WRITE_PROBLEMS, 404),
     openapi_extra=_WRITE_DOC,
@@ -132,6 +134,7 @@ async def revoke_key(key_id: KeyId, request: Request, caller: Caller, ctx: Conte
 
 @router.post(
     "/{key_id}/rotate",
+    operation_id="rotateApiKey",
     status_code=201,
     response_model=IssuedKeySchema,
     responses=problems(*WRITE_PROBLEMS, 404),

@@ -37,7 +37,12 @@ def participant_json(network: Network, entry: ParticipantEntry) -> dict[str, Any
     }
 
 
-@router.get("", response_model=ParticipantPage, responses=problems(400))
+@router.get(
+    "",
+    operation_id="listParticipants",
+    response_model=ParticipantPage,
+    responses=problems(400),
+)
 async def list_participants(
     caller: Caller, ctx: Context, limit: Limit = 100, after: After = None
 ) -> Response:
@@ -50,7 +55,12 @@ async def list_participants(
     return json_response(page(items, chosen[-1] if more else None, "participants"))
 
 
-@router.get("/{bic}", response_model=Participant, responses=problems(404))
+@router.get(
+    "/{bic}",
+    operation_id="getParticipant",
+    response_model=Participant,
+    responses=problems(404),
+)
 async def get_participant(bic: str, caller: Caller, ctx: Context) -> Response:
     entry = ctx.network.participants_by_bic.get(bic)
     if entry is None:

@@ -15,10 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sco_settle.payments.model import Party, Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.records import PaymentFilter
 from sco_settle.server.auth import Principal
 from sco_settle.server.errors import ApiError
 from sco_settle.server.idempotency import idempotent
-from sco_settle.server.journal_index import PaymentFilter
 from sco_settle.server.keys import Role
 from sco_settle.server.routes.common import (
     WRITE_PROBLEMS,
@@ -88,14 +88,15 @@ def payment_from(body: PaymentIn, caller: Principal) -> Payment:
 
 def visibility(caller: Principal) -> PaymentFilter:
     if caller.role is Role.PARTICIPANT:
-        return PaymentFilter(parties=[caller.participant], everything=False)
+        return PaymentFilter(parties=(caller.participant,), everything=False)
     if caller.role is Role.CURRENCY_OPERATOR:
-        return PaymentFilter(currencies=sorted(caller.currencies), everything=False)
+        return PaymentFilter(currencies=tuple(sorted(caller.currencies)), everything=False)
     return PaymentFilter(everything=True)
 
 
 @router.post(
     "",
+    operation_id="createPayment",
     status_code=201,
     response_model=PaymentOutcomeSchema,
     responses={
@@ -126,7 +127,7 @@ async def create_payment(
     return await idempotent(request, caller, ctx.idempotency, operation)
 
 
-@router.get("", response_model=PaymentPage, responses=problems(400))
+@router.get("", operation_id="listPayments", response_model=PaymentPage, responses=problems(400))
 async def list_payments(
     caller: Caller,
     ctx: Context,
@@ -137,7 +138,7 @@ async def list_payments(
     """The payments the caller may see, in arrival order."""
     start = decode_int_cursor("payments", after)
     rows = await run_in_threadpool(
-        ctx.service.journal_reader.page,
+        ctx.service.payment_reader.page,
         visibility(caller),
         after=start,
         limit=limit + 1,
@@ -150,10 +151,15 @@ async def list_payments(
     )
 
 
-@router.get("/{payment_id:path}", response_model=PaymentDetail, responses=problems(404))
+@router.get(
+    "/{payment_id:path}",
+    operation_id="getPayment",
+    response_model=PaymentDetail,
+    responses=problems(404),
+)
 async def get_payment(payment_id: str, caller: Caller, ctx: Context) -> Response:
     """A payment's outcome, the instruction, and every step of its life."""
-    found = await run_in_threadpool(ctx.service.journal_reader.get, payment_id)
+    found = await run_in_threadpool(ctx.service.payment_reader.get, payment_id)
     if found is not None:
         instruction = found["instruction"]
         if not caller.may_read_payment(
@@ -173,6 +179,7 @@ batch_router = APIRouter(prefix="/v1/payment-batches", tags=["payments"])
 
 @batch_router.post(
     "",
+    operation_id="createPaymentBatch",
     status_code=200,
     response_model=PaymentBatchOut,
     responses=problems(*WRITE_PROBLEMS),

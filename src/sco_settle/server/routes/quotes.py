@@ -133,7 +133,7 @@ def quote_json(result: RouteResult, caller: Principal | None = None) -> dict[str
     }
 
 
-@router.post("", response_model=Quote, responses=problems(403))
+@router.post("", operation_id="createRouteQuote", response_model=Quote, responses=problems(403))
 async def quote_route(body: QuoteIn, caller: Caller, ctx: Context) -> Response:
     """The cheapest feasible routes for these balances, best first (``routes[0]`` is the one a
     payment would take now), and the edges excluded on the way.

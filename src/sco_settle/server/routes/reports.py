@@ -1,4 +1,4 @@
-"""``GET /v1/reports/corridors``: volume and value per corridor and currency, from the journal.
+"""``GET /v1/reports/corridors``: volume and value per corridor and currency, from the records.
 
 A corridor is (debtor agent's country, creditor agent's country) from the BICs. Counts are per
 current status; values are the instructed amount (``currency``) and the amount delivered
@@ -19,6 +19,7 @@ from sco_settle.server.routes.common import (
     Caller,
     Context,
     Limit,
+    QueryInt,
     decode_int_cursor,
     json_response,
     page,
@@ -28,10 +29,17 @@ from sco_settle.server.routes.payments import visibility
 from sco_settle.server.schemas import CorridorPage
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
-Nanoseconds = Annotated[int, Query(ge=0, le=2**63 - 1, description="ns since the Unix epoch")]
+Nanoseconds = Annotated[
+    int, Query(ge=0, le=2**63 - 1, description="ns since the Unix epoch"), QueryInt
+]
 
 
-@router.get("/corridors", response_model=CorridorPage, responses=problems(400))
+@router.get(
+    "/corridors",
+    operation_id="listCorridorTotals",
+    response_model=CorridorPage,
+    responses=problems(400),
+)
 async def corridor_report(
     caller: Caller,
     ctx: Context,
@@ -43,7 +51,7 @@ async def corridor_report(
     """Totals per (corridor, currency, creditor currency) of payments received in the window."""
     skip = decode_int_cursor("corridors", after)
     rows = await run_in_threadpool(
-        ctx.service.journal_reader.corridors,
+        ctx.service.payment_reader.corridors,
         visibility(caller),
         received_min=received_from,
         received_max=received_to,

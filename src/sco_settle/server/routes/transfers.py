@@ -50,6 +50,7 @@ _BODY_DOC = {
 
 @router.post(
     "",
+    operation_id="createTransferBatch",
     response_model=TransferBatchResults,
     responses=problems(*WRITE_PROBLEMS, 415),
     openapi_extra=_BODY_DOC,
