@@ -7,6 +7,7 @@ from itertools import combinations
 import pytest
 from hypothesis import given, settings
 
+from sco_settle.ledger import InvariantViolation
 from sco_settle.payments.gridlock import (
     QueuedPayment,
     bilateral_offsetting,
@@ -15,7 +16,6 @@ from sco_settle.payments.gridlock import (
     multilateral_offsetting,
     partial_netting,
 )
-from sco_settle.payments.netting import InvariantViolation
 from tests.payments.payments_strategies import gridlock_instances
 
 A, B, C = "AAAAKZ22", "BBBBKZ22", "CCCCKZ22"

@@ -237,7 +237,6 @@ def test_queue_never_settles_beyond_liquidity(make_engine, seed):
 
 
 def test_return_reverses_the_chain_once_and_only_for_the_creditor_agent(make_engine):
-    from sco_settle.payments.model import PaymentRejected
 
     engine = make_engine()
     before = {
@@ -251,21 +250,22 @@ def test_return_reverses_the_chain_once_and_only_for_the_creditor_agent(make_eng
     paid = engine.submit(pay("ret1", KZ_A, CN_A, 2_000_000_00, "KZT", "CNY"))
     assert paid.status is PaymentStatus.SETTLED
     for intruder in (KZ_B, KZ_A):  # A third party, and the debtor itself.
-        with pytest.raises(PaymentRejected) as wrong:
-            engine.return_payment("ret1", returned_by=intruder, reason="AC04")
+        wrong = engine.return_payment("ret1", returned_by=intruder, reason="AC04")
         # For anyone but the creditor agent the payment does not exist: no existence oracle.
-        assert wrong.value.reason is Reason.NARR and "not found" in wrong.value.text
-    returned = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
-    assert returned.status is PaymentStatus.RETURNED
+        assert not wrong.accepted and wrong.payment is None
+        assert wrong.reason is Reason.NARR and "not found" in wrong.reason_text
+    answer = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
+    returned = answer.payment
+    assert answer.accepted and returned.status is PaymentStatus.RETURNED
     # Every leg reversed: the debtor has its KZT back, the swap line is repaid.
     assert {k: balance(engine, k) for k in before} == before
     again = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
-    assert again.duplicate and {k: balance(engine, k) for k in before} == before
+    assert again.accepted and again.payment.duplicate
+    assert {k: balance(engine, k) for k in before} == before
     short = balance(engine, f"settlement:{KZ_A}:KZT") + 1
     queued = engine.submit(pay("ret2", KZ_A, KZ_B, short))
     assert queued.status is PaymentStatus.QUEUED
-    with pytest.raises(PaymentRejected):
-        engine.return_payment("ret2", returned_by=KZ_B, reason="AC04")
+    assert not engine.return_payment("ret2", returned_by=KZ_B, reason="AC04").accepted
     assert [e[0] for e in engine.journal.events("ret1")][-1] == "returned"
     check_ledger(engine)
 

@@ -98,7 +98,7 @@ def test_start_up_finishes_a_return_the_ledger_applied(make_engine):
     payment = pay(f"{KZ_A}:RET-1", KZ_A, KZ_B, 3_000_00)
     assert engine.submit(payment).status is PaymentStatus.SETTLED
     before_return = balance(engine, f"settlement:{KZ_A}:KZT")
-    returned = engine.return_payment(payment.payment_id, returned_by=KZ_B, reason="AC04")
+    returned = engine.return_payment(payment.payment_id, returned_by=KZ_B, reason="AC04").payment
     # Simulate the crash: put the record back to settled and the intent back in place.
     record = engine.journal.get(payment.payment_id)[1]
     settled = replace(

@@ -623,3 +623,14 @@ def test_query_numbers_and_dates_accept_only_their_own_form(server, keys, accoun
         assert http.get("/v1/payments", params={"limit": "5"}).status_code == 200
         day = {"date": "2026-01-05"}
         assert http.get(f"/v1/accounts/{accounts[A]}/statement", params=day).status_code == 200
+
+
+def test_a_query_parameter_given_twice_is_refused(server, keys):
+    """Found by the bounded schemathesis run (negative data): ``after`` given four times
+    answered 200 with the last value taken silently."""
+    with server.client(keys["a"]) as http:
+        response = http.get("/v1/reports/corridors", params=[("after", "x"), ("after", "")])
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "request_invalid"
+        assert "after" in response.json()["detail"]
+        assert http.get("/v1/reports/corridors", params={"limit": "3"}).status_code == 200

@@ -48,7 +48,6 @@ from sco_settle.payments.model import (
     Party,
     Payment,
     PaymentOutcome,
-    PaymentRejected,
     PaymentStatus,
     Priority,
 )
@@ -188,21 +187,20 @@ def _return_one(
         payment_id = f"{debtor_agent}:{reference}"
         if engine.outcome(payment_id) is None:
             continue
-        try:
-            engine.return_payment(
-                payment_id,
-                returned_by=returned_by,
-                reason=reason,
-                amount=(item.returned_amount_minor, item.returned_currency),
-            )
-        except PaymentRejected as rejection:
-            return "RJCT", (
-                ReasonInfo(
-                    code=rejection.reason.value,
-                    additional_info=split_additional_info(rejection.text),
-                ),
-            )
-        return "ACSC", ()
+        answer = engine.return_payment(
+            payment_id,
+            returned_by=returned_by,
+            reason=reason,
+            amount=(item.returned_amount_minor, item.returned_currency),
+        )
+        if answer.accepted:
+            return "ACSC", ()
+        assert answer.reason is not None
+        return "RJCT", (
+            ReasonInfo(
+                code=answer.reason.value, additional_info=split_additional_info(answer.reason_text)
+            ),
+        )
     return "RJCT", (ReasonInfo(code="NARR", additional_info=("original payment not found",)),)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
-from sco_settle.ledger import BATCH_EVENTS_MAX
+from sco_settle.ledger import BATCH_EVENTS_MAX, InvariantViolation
 from sco_settle.payments import recovery
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.modes import CycleReport, Entry, register
@@ -213,9 +213,11 @@ def _cycle_chain(engine, included: list, net: dict[int, int]) -> list[Transfer]:
                     code=CODE_NETTING,
                 )
             )
-    assert all(total == 0 for total in totals.values()), totals  # Netting conserves value.
+    if any(total != 0 for total in totals.values()):
+        raise InvariantViolation(f"net positions do not sum to zero per currency: {totals}")
     chain = debits + credits
-    assert len(chain) <= BATCH_EVENTS_MAX
+    if len(chain) > BATCH_EVENTS_MAX:
+        raise InvariantViolation(f"a net chain of {len(chain)} transfers exceeds one batch")
     if chain:
         chain[-1] = chain[-1]._replace(flags=0)
     return chain

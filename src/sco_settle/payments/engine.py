@@ -40,6 +40,7 @@ from sco_settle.payments.model import (
     PaymentRejected,
     PaymentStatus,
     Reason,
+    ReturnOutcome,
 )
 from sco_settle.payments.modes import CycleReport, Entry, Mode, SettlementMode, mode_for
 from sco_settle.payments.network_view import NetworkView, Scenario
@@ -342,6 +343,23 @@ class PaymentEngine:
         returned_by: str,
         reason: str,
         amount: tuple[int, str] | None = None,
+    ) -> ReturnOutcome:
+        """Return a settled payment (see ``_return``): the outcome, made or refused, as a value."""
+        try:
+            returned = self._return(
+                payment_id, returned_by=returned_by, reason=reason, amount=amount
+            )
+        except PaymentRejected as refusal:
+            return ReturnOutcome(payment_id, False, refusal.reason, refusal.text)
+        return ReturnOutcome(payment_id, True, payment=returned)
+
+    def _return(
+        self,
+        payment_id: str,
+        *,
+        returned_by: str,
+        reason: str,
+        amount: tuple[int, str] | None,
     ) -> PaymentOutcome:
         """Move a settled payment's money back (a pacs.004 return): the reverse of its chain,
         leg by leg in reverse order, as one linked chain. ``returned_by`` is the *authenticated*

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sco_settle.domain.money import AMOUNT_MAX
-from sco_settle.payments.netting import InvariantViolation
+from sco_settle.ledger import InvariantViolation
 
 EXACT_PAYMENTS_MAX = 24
 

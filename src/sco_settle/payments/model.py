@@ -133,6 +133,19 @@ class PaymentOutcome:
     duplicate: bool = False  # this answer is a resubmission's: the first outcome, unchanged
 
 
+@dataclass(frozen=True, slots=True)
+class ReturnOutcome:
+    """The answer to a return request: made (``payment`` is then the returned payment) or
+    refused with an ISO 20022 reason (the payment, if any, is untouched and not shown: for
+    anyone but its creditor agent it does not exist)."""
+
+    payment_id: str
+    accepted: bool
+    reason: Reason | None = None
+    reason_text: str = ""
+    payment: PaymentOutcome | None = None
+
+
 class PaymentRejected(Exception):
     def __init__(self, reason: Reason, text: str = "") -> None:
         super().__init__(f"{reason.value}: {text or REASON_TEXT[reason]}")

@@ -26,13 +26,10 @@ import numpy as np
 
 from sco_settle.domain.money import AMOUNT_MAX, currency
 from sco_settle.domain.participants import parse_bic
+from sco_settle.ledger import InvariantViolation
 
-
-class InvariantViolation(AssertionError):
-    """An invariant of a payments computation does not hold: a programmer error, never caught.
-
-    Kept here until the domain has a shared ``errors`` module; ``gridlock`` raises it as well.
-    """
+# A broken invariant raises the ledger's ``InvariantViolation`` (one error for every layer): a
+# programmer error, never caught.
 
 
 class Payment(NamedTuple):

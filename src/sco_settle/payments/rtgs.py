@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
+from sco_settle.ledger import InvariantViolation
 from sco_settle.payments import gridlock
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.modes import CycleReport, Entry, register
@@ -209,7 +210,8 @@ class RealTimeGross:
         results = engine.ledger.create_transfers(chain)
         if not all(result is TR.OK for result in results):
             failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
-            assert failure in _LIMIT_RESULTS, failure  # The algorithm's balances were the ledger's.
+            if failure not in _LIMIT_RESULTS:  # The algorithm's balances were the ledger's.
+                raise InvariantViolation(f"an LSM chain the balances allowed failed: {failure}")
             return []
         entries: list[Entry] = []
         for queued, credit, debit in zip(chosen, credits, debits, strict=True):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.responses import Response
 
 from sco_settle.server import schemas
@@ -27,7 +27,13 @@ from sco_settle.server.idempotency import IdempotencyStore
 from sco_settle.server.keys import KeyStore
 from sco_settle.server.logging import RequestLogMiddleware
 from sco_settle.server.routes import ROUTERS
-from sco_settle.server.routes.common import AppContext, Caller, json_response, problems
+from sco_settle.server.routes.common import (
+    AppContext,
+    Caller,
+    json_response,
+    problems,
+    single_query_values,
+)
 
 API_VERSION = "1.0.0"
 _DESCRIPTION = """\
@@ -57,6 +63,7 @@ def build_app(context: AppContext | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(single_query_values)],
     )
     if context is not None:
         app.state.context = context

@@ -207,3 +207,12 @@ async def write_caller(caller: Caller, ctx: Context) -> Principal:
 
 
 WriteCaller = Annotated[Principal, Depends(write_caller)]
+
+
+async def single_query_values(request: Request) -> None:
+    """Every query parameter at most once (422 ``request_invalid``): a repeated one would
+    otherwise silently count only by its last value. Applied to every route (``build_app``)."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    if len(names) != len(set(names)):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise ApiError("request_invalid", f"query parameter given more than once: {repeated}")
