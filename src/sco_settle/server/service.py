@@ -874,7 +874,9 @@ def _open_payment_records(config: ServerConfig, *, readonly: bool = False) -> Sq
 
         path = config.payment_records_path or database.path
         assert path is not None
-        return SqlitePaymentRecords(path, readonly=readonly)
+        # In the ledger's own file the ledger's fsync makes each intent durable (one WAL).
+        shared = config.payment_records_path is None and database.kind is DatabaseKind.SQLITE
+        return SqlitePaymentRecords(path, readonly=readonly, shares_wal_with_ledger=shared)
     from sco_settle.storage.payment_records_postgres import PostgresPaymentRecords
 
     return PostgresPaymentRecords(database.dsn, schema=database.schema, readonly=readonly)
