@@ -19,20 +19,28 @@ import hashlib
 from collections import defaultdict
 from typing import TYPE_CHECKING, ClassVar
 
+from sco_settle.domain.account import AccountFlags
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX, InvariantViolation
+from sco_settle.ledger.state_machine import AccountState
 from sco_settle.payments import recovery
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.modes import CycleReport, Entry, register
 from sco_settle.payments.network_view import available
 from sco_settle.payments.plan import CODE_NETTING, LINKED, transfer_id_for
-from sco_settle.payments.queue import Selection
+from sco_settle.payments.queue import QueuedPayment, Selection
+from sco_settle.payments.routing import Route
 
 if TYPE_CHECKING:
     from sco_settle.payments.engine import PaymentEngine
 
 SETTLE_ATTEMPTS_MAX = 32
+_DEBITS_CAPPED = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+# A held payment planned for the cycle: its queue entry, route and (unbooked) chain of legs.
+Plan = tuple[QueuedPayment, Route, list[Transfer]]
+# What breaks a cycle's feasibility: an account id, or a (participant, currency) over its cap.
+Culprit = int | tuple[str, str]
 HELD = "held for the next settlement cycle"
 
 
@@ -58,22 +66,22 @@ class DeferredNet:
 
 def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport, list[Entry]]:
     entries: list[Entry] = []
-    plans = []
+    plans: list[Plan] = []
     for queued in engine.queue.select(selection):
         events: list[tuple[PaymentStatus, str]] = []
         try:
             routes = engine.route(queued.payment, for_cycle=True)
             if not routes:
                 continue  # Swap-line headroom is exhausted: wait for a later cycle.
-            chain = engine.plan(queued.payment, routes[0])
+            legs = engine.plan(queued.payment, routes[0])
         except PaymentRejected as rejection:
             engine.queue.remove(queued.payment.payment_id)
             outcome = engine.reject(queued.payment, rejection.reason, rejection.text, events)
             entries.append((queued.payment, outcome, None, events))
             continue
-        plans.append((queued, routes[0], chain))
+        plans.append((queued, routes[0], legs))
     included = list(plans)
-    deferred: list = []
+    deferred: list[Plan] = []
     chain: list[Transfer] = []
     for _ in range(SETTLE_ATTEMPTS_MAX):
         net = _net(included)
@@ -122,7 +130,7 @@ def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport,
     return report, entries
 
 
-def _net(plans: list) -> dict[int, int]:
+def _net(plans: list[Plan]) -> dict[int, int]:
     net: dict[int, int] = defaultdict(int)
     for _, _, chain in plans:
         for transfer in chain:
@@ -131,14 +139,14 @@ def _net(plans: list) -> dict[int, int]:
     return net
 
 
-def _shortfalls(engine, net: dict[int, int]) -> list[tuple[int, object]]:  # type: ignore[no-untyped-def]
+def _shortfalls(engine: PaymentEngine, net: dict[int, int]) -> list[tuple[int, Culprit]]:
     """(shortfall, account id or (participant, currency)) for every breach, worst first."""
-    breaches = []
+    breaches: list[tuple[int, Culprit]] = []
     by_participant: dict[tuple[str, str], int] = defaultdict(int)
     for account_id, position in net.items():
-        state = engine.ledger.lookup_account(account_id)
+        state = _state(engine, account_id)
         by_participant[(state.account.participant, state.currency)] += position
-        if position >= 0 or not state.flags & 2:  # 2: debits_must_not_exceed_credits
+        if position >= 0 or not state.flags & _DEBITS_CAPPED:
             continue
         capacity = available(state) + state.credit_limit
         if -position > capacity:
@@ -151,7 +159,9 @@ def _shortfalls(engine, net: dict[int, int]) -> list[tuple[int, object]]:  # typ
     return breaches
 
 
-def _defer_until_feasible(engine, included: list, deferred: list, net: dict[int, int]) -> None:  # type: ignore[no-untyped-def]
+def _defer_until_feasible(
+    engine: PaymentEngine, included: list[Plan], deferred: list[Plan], net: dict[int, int]
+) -> None:
     for _ in range(len(included) + 1):
         breaches = _shortfalls(engine, _net(included))
         if not breaches:
@@ -170,7 +180,12 @@ def _defer_until_feasible(engine, included: list, deferred: list, net: dict[int,
     raise AssertionError("deferral must terminate")
 
 
-def _defer_latest_debiting(included: list, deferred: list, account_id, accounts=None) -> None:  # type: ignore[no-untyped-def]
+def _defer_latest_debiting(
+    included: list[Plan],
+    deferred: list[Plan],
+    account_id: int | None,
+    accounts: set[int] | None = None,
+) -> None:
     targets = accounts if accounts is not None else {account_id}
     for position in range(len(included) - 1, -1, -1):
         if any(t.debit_account in targets for t in included[position][2]):
@@ -179,7 +194,9 @@ def _defer_latest_debiting(included: list, deferred: list, account_id, accounts=
     raise AssertionError(f"no held payment debits {targets}")
 
 
-def _cycle_chain(engine, included: list, net: dict[int, int]) -> list[Transfer]:  # type: ignore[no-untyped-def]
+def _cycle_chain(
+    engine: PaymentEngine, included: list[Plan], net: dict[int, int]
+) -> list[Transfer]:
     key = hashlib.blake2b(
         "|".join(sorted(q.payment.payment_id for q, _, _ in included)).encode(), digest_size=16
     ).hexdigest()
@@ -188,7 +205,7 @@ def _cycle_chain(engine, included: list, net: dict[int, int]) -> list[Transfer]:
     for account_id, position in sorted(net.items()):
         if position == 0:
             continue
-        code = engine.ledger.lookup_account(account_id).currency
+        code = _state(engine, account_id).currency
         totals[code] += position
         clearing = engine.clearing[code]
         if position < 0:
@@ -223,15 +240,15 @@ def _cycle_chain(engine, included: list, net: dict[int, int]) -> list[Transfer]:
     return chain
 
 
-def _report(engine, included: list, deferred: list) -> CycleReport:  # type: ignore[no-untyped-def]
+def _report(engine: PaymentEngine, included: list[Plan], deferred: list[Plan]) -> CycleReport:
     gross: dict[str, int] = defaultdict(int)
     for _, _, chain in included:
         for transfer in chain:
-            gross[engine.ledger.lookup_account(transfer.debit_account).currency] += transfer.amount
+            gross[_state(engine, transfer.debit_account).currency] += transfer.amount
     net_debit: dict[str, int] = defaultdict(int)
     for account_id, position in _net(included).items():
         if position < 0:
-            net_debit[engine.ledger.lookup_account(account_id).currency] -= position
+            net_debit[_state(engine, account_id).currency] -= position
     return CycleReport(
         DeferredNet.cycle_kind,
         number=engine.stats.cycles + 1,
@@ -240,6 +257,13 @@ def _report(engine, included: list, deferred: list) -> CycleReport:  # type: ign
         gross_minor=dict(sorted(gross.items())),
         net_minor=dict(sorted(net_debit.items())),
     )
+
+
+def _state(engine: PaymentEngine, account_id: int) -> AccountState:
+    state = engine.ledger.lookup_account(account_id)
+    if state is None:
+        raise InvariantViolation(f"a planned leg names account {account_id}, which is missing")
+    return state
 
 
 register(DeferredNet.name, DeferredNet)

@@ -249,7 +249,9 @@ class PaymentEngine:
                 position += len(chain)
                 outcomes[index] = self._after_batch(payment, routes, chain, mine, events)
         for index, first in duplicates:
-            outcomes[index] = replace(outcomes[first], duplicate=True)  # type: ignore[arg-type]
+            original = outcomes[first]
+            assert original is not None  # The first of the duplicates was answered above.
+            outcomes[index] = replace(original, duplicate=True)
         entries = []
         for index in sorted(events_of):
             outcome = outcomes[index]

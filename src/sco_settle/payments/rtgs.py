@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import InvariantViolation
+from sco_settle.ledger.state_machine import AccountState
 from sco_settle.payments import gridlock
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.modes import CycleReport, Entry, register
@@ -116,7 +117,7 @@ class RealTimeGross:
         self,
         engine: PaymentEngine,
         selection: Selection,
-        algorithm: Callable,  # type: ignore[type-arg]
+        algorithm: Callable[..., gridlock.GridlockResult],
         counter_name: str,
     ) -> list[Entry]:
         """Settle simultaneously the set of queued same-currency payments that balances allow."""
@@ -138,9 +139,7 @@ class RealTimeGross:
             limits = {}
             for queued in candidates:
                 for bic in (queued.payment.debtor_agent, queued.payment.creditor_agent):
-                    state = engine.ledger.lookup_account(
-                        engine.view.account_id(f"settlement:{bic}:{code}")
-                    )
+                    state = _settlement_state(engine, bic, code)
                     balances[bic] = available(state)
                     limits[bic] = state.credit_limit
             # Two transfers per payment must fit one ledger batch: the oldest first.
@@ -181,8 +180,8 @@ class RealTimeGross:
         for queued in chosen:
             payment = queued.payment
             debit_id, credit_id = lsm_ids(payment.payment_id)
-            payer = engine.view.account_id(f"settlement:{payment.debtor_agent}:{code}")
-            payee = engine.view.account_id(f"settlement:{payment.creditor_agent}:{code}")
+            payer = _settlement_state(engine, payment.debtor_agent, code).id
+            payee = _settlement_state(engine, payment.creditor_agent, code).id
             credits.append(
                 Transfer(
                     credit_id,
@@ -244,3 +243,13 @@ class RealTimeGross:
 
 
 register(RealTimeGross.name, RealTimeGross)
+
+
+def _settlement_state(engine: PaymentEngine, bic: str, code: str) -> AccountState:
+    """``bic``'s settlement account in ``code`` (the LSM only takes payments between members
+    that have one: ``_domestic_accounts``)."""
+    account_id = engine.view.account_id(f"settlement:{bic}:{code}")
+    state = engine.ledger.lookup_account(account_id) if account_id is not None else None
+    if state is None:
+        raise InvariantViolation(f"{bic} has no settlement account in {code}")
+    return state

@@ -28,6 +28,7 @@ committed state (see ``ledger.ledger``). It does not try to carry on.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import json
 import logging
@@ -277,7 +278,7 @@ class _Job:
             return
         for part in self.parts:
             if part.future.done() and part.future.exception() is not None:
-                self.future.set_exception(part.future.exception())  # type: ignore[arg-type]
+                self.future.set_exception(part.future.exception())
                 self.parts = []  # No cycle (part -> callback -> self -> part) left to collect.
                 return
         if self.handed == self.size and all(part.future.done() for part in self.parts):
@@ -547,7 +548,7 @@ class LedgerService:
                     for job in group:
                         job.future.set_exception(ServiceUnavailableError())
                     continue
-                stop = self._guarded(group, lambda group=group: self._execute(group)) or stop
+                stop = self._guarded(group, functools.partial(self._execute, group)) or stop
             if stop:
                 return
 
