@@ -182,6 +182,7 @@ _SETTINGS = settings(
     max_examples=int(os.environ.get("SCO_ENGINE_STATEFUL_EXAMPLES", "25")),
     stateful_step_count=20,
     deadline=None,
+    derandomize=not os.environ.get("SCO_STATEFUL_RANDOM"),  # CI reproducible; explore with it set
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestEngineRtgs = EngineMachine.TestCase
