@@ -168,3 +168,24 @@ def test_net_cycles_reconcile_and_a_crash_after_the_net_chain_is_recovered(make_
     after = snapshot(engine)
     restarted.run_cycle()
     assert snapshot(engine) == after
+
+
+def test_a_returned_lsm_settled_payment_reconciles(make_engine):
+    """A payment settled by gridlock resolution (LSM legs, not gross legs) and then returned:
+    the audit must recognise its LSM legs behind the return legs."""
+    engine = make_engine()
+    accounts = {bic: engine.view.account_id(f"settlement:{bic}:KZT") for bic in (KZ_A, KZ_B)}
+    sink = engine.clearing["KZT"]
+    for number, (bic, account) in enumerate(accounts.items()):
+        drained = balance(engine, f"settlement:{bic}:KZT")
+        assert engine.ledger.create_transfers([Transfer(70 + number, account, sink, drained)]) == [
+            "ok"
+        ]
+    engine.submit_many([pay("G1", KZ_A, KZ_B, 500_00), pay("G2", KZ_B, KZ_A, 500_00)])
+    engine.run_cycle()
+    settled = engine.outcome("G1")
+    assert settled.status is PaymentStatus.SETTLED and settled.transfer_ids == lsm_ids("G1")
+    assert engine.ledger.create_transfers([Transfer(72, sink, accounts[KZ_B], 500_00)]) == ["ok"]
+    answer = engine.return_payment("G1", returned_by=KZ_B, reason="AC04")
+    assert answer.accepted
+    assert engine.audit().ok, engine.audit().findings

@@ -198,11 +198,11 @@ def verify(
     )
     if payments is None:
         return
-    for finding in payments.findings or []:
+    for finding in payments.findings:
         console.print(f"  payment {finding.payment_id or '(none)'}: {finding.problem}")
     if not payments.ok:
         _error(
-            f"verify: FAILED: {len(payments.findings or [])} payment records disagree with"
+            f"verify: FAILED: {len(payments.findings)} payment records disagree with"
             " the ledger (listed above)"
         )
         raise typer.Exit(1)

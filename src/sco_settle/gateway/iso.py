@@ -99,6 +99,24 @@ def _party(party: object, account: object) -> Party:
     return Party(name, account_id)
 
 
+class SenderNotPermitted(Exception):
+    """The message acts for agents other than its authenticated sender (``agents``)."""
+
+    def __init__(self, agents: list[str]) -> None:
+        super().__init__(f"the message acts for {', '.join(agents)}")
+        self.agents = agents
+
+
+def acting_agent(item: object) -> str | None:
+    """The agent whose authority a transaction uses: a credit transfer's debtor agent, a
+    return's returning (instructing) agent; None for an item already rejected on reading."""
+    if isinstance(item, CreditTransfer):
+        return payment_from_credit_transfer(item).debtor_agent
+    if isinstance(item, PaymentReturn):
+        return agent_bic(item.instructing_agent) or ""
+    return None
+
+
 def submit_message(
     data: bytes,
     engine: PaymentEngine,
@@ -106,6 +124,7 @@ def submit_message(
     now: dt.datetime,
     sender_bic: str,
     caller_bic: str | None,
+    refuse_foreign: bool = False,
 ) -> bytes:
     """Run one message through the pipeline; return the pacs.002 that answers it.
 
@@ -114,12 +133,19 @@ def submit_message(
     return only where it is the original payment's creditor agent; every other transaction is
     answered RJCT AG01 and moves nothing. The message's own agent fields never grant authority.
     ``None`` trusts the message's agents (a test harness replaying third-party samples).
+    ``refuse_foreign``: a message acting for anyone but the sender is refused whole, before
+    anything is processed (``SenderNotPermitted``: the API answers 403) instead of per item.
     ``sender_bic`` is the network's BIC, the instructing agent of the pacs.002 reply."""
     message_id = _reply_id(data, now)
     try:
         message = read_message(data)
     except MessageRejectedError as error:
         return write_status_report(_group_rejection(data, error, message_id, now))
+    if refuse_foreign and caller_bic is not None:
+        agents = {acting_agent(item) for item in getattr(message, "items", ())}
+        foreign = sorted(a for a in agents if a is not None and a != caller_bic)
+        if foreign:
+            raise SenderNotPermitted(foreign)
     if isinstance(message, PaymentReturnMessage):
         return write_status_report(
             _return_report(message, engine, message_id, now, sender_bic, caller_bic)
@@ -175,7 +201,7 @@ def _return_one(
         or item.original_transaction_id
         or item.original_end_to_end_id
     )
-    named = agent_bic(item.instructing_agent) or ""
+    named = acting_agent(item) or ""
     if caller_bic is not None and named != caller_bic:
         return _forbidden(f"the returning agent must be the sender {caller_bic}")
     returned_by = caller_bic if caller_bic is not None else named
@@ -220,7 +246,7 @@ def _status_report(
     foreign = {
         index
         for index, payment in payments.items()
-        if caller_bic is not None and payment.debtor_agent != caller_bic
+        if caller_bic is not None and acting_agent(message.items[index]) != caller_bic
     }
     accepted = [(index, payment) for index, payment in payments.items() if index not in foreign]
     outcomes: dict[int, PaymentOutcome] = {}

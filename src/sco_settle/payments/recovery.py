@@ -281,7 +281,7 @@ class AuditReport:
     settled: int = 0
     returned: int = 0
     intents: int = 0
-    findings: list[Finding] | None = None
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -297,7 +297,7 @@ def audit(
 ) -> AuditReport:
     """Reconcile every payment record with the ledger, and every payment chain in the ledger
     with a record. ``intents``: outstanding intents (repaired at the next start, not findings)."""
-    report = AuditReport(intents=intents, findings=[])
+    report = AuditReport(intents=intents)
     referenced: set[int] = set()
     for payment, outcome in records:
         report.payments += 1
@@ -310,14 +310,14 @@ def audit(
             report.returned += 1
         problem = _record_problem(payment, outcome, lookup, parties_of)
         if problem:
-            report.findings.append(Finding(payment.payment_id, problem))  # type: ignore[union-attr]
+            report.findings.append(Finding(payment.payment_id, problem))
     for transfer in ledger_transfers:
         if (
             is_engine_id(transfer.id)
             and transfer.code in PAYMENT_CODES
             and transfer.id not in referenced
         ):
-            report.findings.append(  # type: ignore[union-attr]
+            report.findings.append(
                 Finding("", f"ledger transfer {transfer.id} (code {transfer.code}) has no record")
             )
     return report
@@ -342,15 +342,13 @@ def _record_problem(
         return "settled with no ledger transfers"
     if not all(is_engine_id(i) for i in outcome.transfer_ids):
         return "a leg lies outside the engine's reserved id range"
-    if len(outcome.transfer_ids) == 2 and outcome.transfer_ids == lsm_ids(payment.payment_id):
-        chain = FoundChain(tuple(found[i] for i in outcome.transfer_ids), lsm=True)
-    else:
-        legs = [i for i in outcome.transfer_ids if found[i].code != CODE_RETURN]
-        if not legs:
-            return "no settlement leg"
-        chain = FoundChain(tuple(found[i] for i in legs), lsm=False)
-        if legs[0] != leg_id(payment.payment_id, 0) and not outcome.reason_text.startswith("net"):
-            return "its first leg is not the payment's own"
+    legs = tuple(i for i in outcome.transfer_ids if found[i].code != CODE_RETURN)  # no return
+    if not legs:
+        return "no settlement leg"
+    lsm = legs == lsm_ids(payment.payment_id)
+    if not lsm and legs[0] != leg_id(payment.payment_id, 0):
+        return "its first leg is not the payment's own"
+    chain = FoundChain(tuple(found[i] for i in legs), lsm=lsm)
     try:
         check_chain(payment, chain, parties_of(payment))
     except ForeignChain as error:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sco_settle.payments.model import PaymentStatus
+from sco_settle.payments.model import PaymentOutcome, PaymentStatus
 from sco_settle.payments.records import (
     PaymentFilter,
     PaymentQueries,
@@ -115,11 +115,8 @@ class PaymentReader:
             self._opened.clear()
 
 
-def payment_json(recorded: RecordedPayment) -> dict[str, Any]:
-    """A payment as the API shows it: its outcome and the instruction it came from."""
-    outcome = recorded.outcome
-    instruction = payment_fields(recorded.payment)
-    del instruction["payment_id"]
+def outcome_fields(outcome: PaymentOutcome) -> dict[str, Any]:
+    """A payment's outcome as the API shows it (in answers to writes and in reads)."""
     return {
         "payment_id": outcome.payment_id,
         "status": outcome.status.value,
@@ -129,6 +126,15 @@ def payment_json(recorded: RecordedPayment) -> dict[str, Any]:
         "route": list(outcome.route),
         "transfer_ids": [str(i) for i in outcome.transfer_ids],
         "settled_at": outcome.settled_at,
+    }
+
+
+def payment_json(recorded: RecordedPayment) -> dict[str, Any]:
+    """A payment as the API shows it: its outcome and the instruction it came from."""
+    instruction = payment_fields(recorded.payment)
+    del instruction["payment_id"]
+    return {
+        **outcome_fields(recorded.outcome),
         "received_at": recorded.received_at,
         "instruction": dict(sorted(instruction.items())),
     }

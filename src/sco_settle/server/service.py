@@ -57,7 +57,7 @@ from sco_settle.payments.routing import RouteResult, find_routes
 from sco_settle.server.auth import Principal
 from sco_settle.server.config import DatabaseKind, ServerConfig
 from sco_settle.server.db import StateDb
-from sco_settle.server.errors import QueueFullError, ServiceUnavailableError
+from sco_settle.server.errors import ApiError, QueueFullError, ServiceUnavailableError
 from sco_settle.server.fairness import FairQueue, WriteQuota
 from sco_settle.server.keys import Role
 from sco_settle.server.payment_reads import PaymentReader
@@ -754,13 +754,28 @@ class LedgerService:
             start += job.size
 
     def _run_iso(self, job: _Job) -> None:
-        from sco_settle.gateway.iso import submit_message
+        from sco_settle.gateway.iso import SenderNotPermitted, submit_message
 
         data, sender_bic, caller_bic = job.payload
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        reply = submit_message(
-            data, self.engine, now=now, sender_bic=sender_bic, caller_bic=caller_bic
-        )
+        try:
+            reply = submit_message(
+                data,
+                self.engine,
+                now=now,
+                sender_bic=sender_bic,
+                caller_bic=caller_bic,
+                refuse_foreign=True,
+            )
+        except SenderNotPermitted:
+            job.future.set_exception(
+                ApiError(
+                    "debtor_agent_not_permitted",
+                    f"this key sends only as {caller_bic}: debtor agent of its payments,"
+                    " returning (creditor) agent of its returns",
+                )
+            )
+            return
         job.future.set_result(reply)
 
     def _run_quote(self, request: QuoteRequest) -> RouteResult:

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from sco_settle.storage.payment_records_sql import SqlPaymentRecords
+from sco_settle.storage.postgres import copy_rows
 from sco_settle.storage.sqlite import StoreFormatError
 
 __all__ = ["PostgresPaymentRecords"]
@@ -128,7 +129,7 @@ class PostgresPaymentRecords(SqlPaymentRecords):
                 row = cursor.execute("SELECT coalesce(max(seq), 0) FROM payments").fetchone()
                 assert row is not None
                 rows = ((*payment, row[0] + n) for n, payment in enumerate(new, 1))
-                _copy(
+                copy_rows(
                     cursor, "payments", f"{_PAYMENT_COLUMNS}, seq", (*_PAYMENT_TYPES, "int8"), rows
                 )
             updated = [(row[0], *row[2:9], row[10]) for row in merged if row[0] in existing]
@@ -142,13 +143,13 @@ class PostgresPaymentRecords(SqlPaymentRecords):
                 event_seq[payment_id] = event_seq.get(payment_id, 0) + 1
                 numbered.append((payment_id, event_seq[payment_id], status, at, detail))
             if numbered:
-                _copy(cursor, "payment_events", _EVENT_COLUMNS, _EVENT_TYPES, numbered)
+                copy_rows(cursor, "payment_events", _EVENT_COLUMNS, _EVENT_TYPES, numbered)
 
     def _store_intents(self, rows: Sequence[tuple[str, str, str, int]]) -> None:
         latest = {row[0]: row for row in rows}  # A repeat replaces, as upserts would.
         self._drop_intents(list(latest))
         with self.connection.cursor() as cursor:
-            _copy(cursor, "payment_intents", _INTENT_COLUMNS, _INTENT_TYPES, latest.values())
+            copy_rows(cursor, "payment_intents", _INTENT_COLUMNS, _INTENT_TYPES, latest.values())
 
     def _drop_intents(self, payment_ids: Sequence[str]) -> None:
         self.connection.execute(
@@ -181,20 +182,6 @@ _UPDATE_PAYMENTS = (
     " AS u(payment_id, status, reason, reason_text, delivered, route, transfer_ids, settled_at,"
     ' queue_seq) WHERE p.payment_id = u.payment_id COLLATE "C"'
 )
-
-
-def _copy(
-    cursor: psycopg.Cursor[Any],
-    table: str,
-    columns: str,
-    types: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-) -> None:
-    statement = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
-    with cursor.copy(statement) as copy:
-        copy.set_types(list(types))
-        for row in rows:
-            copy.write_row(row)
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:

@@ -334,10 +334,10 @@ class PostgresStore:
                 accounts = (
                     (_to_bytes(a.id), *a[1:9], 0, 0, 0, 0) for a in changes.accounts_created
                 )
-                _copy(cursor, "accounts", _ACCOUNT_COLUMNS, _ACCOUNT_TYPES, accounts)
+                copy_rows(cursor, "accounts", _ACCOUNT_COLUMNS, _ACCOUNT_TYPES, accounts)
             if changes.transfers_created:
                 transfers = map(_transfer_to_row, changes.transfers_created)
-                _copy(cursor, "transfers", _TRANSFER_COLUMNS, _TRANSFER_TYPES, transfers)
+                copy_rows(cursor, "transfers", _TRANSFER_COLUMNS, _TRANSFER_TYPES, transfers)
             if changes.balances:
                 self._update_balances(cursor, changes.balances)
             if changes.pending_resolutions:
@@ -345,12 +345,12 @@ class PostgresStore:
                     (_to_bytes(i), int(s), ts) for i, s, ts in changes.pending_resolutions
                 )
                 columns = "pending_id, status, timestamp"
-                _copy(
+                copy_rows(
                     cursor, "pending_resolutions", columns, ("bytea", "int2", "int8"), resolutions
                 )
             if changes.history:
                 history = ((_to_bytes(h[0]), *h[1:]) for h in changes.history)
-                _copy(cursor, "account_history", _HISTORY_COLUMNS, _HISTORY_TYPES, history)
+                copy_rows(cursor, "account_history", _HISTORY_COLUMNS, _HISTORY_TYPES, history)
             cursor.execute(
                 "UPDATE meta SET value = %s WHERE key = 'last_timestamp'",
                 (changes.last_timestamp,),
@@ -486,7 +486,7 @@ class PostgresStore:
             after = rows[-1][key_column]
 
 
-def _copy(
+def copy_rows(
     cursor: psycopg.Cursor[Any],
     table: str,
     columns: str,

@@ -12,20 +12,11 @@ caller is the original payment's creditor agent; for anyone else the original do
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from sco_settle.gateway.iso import agent_bic, payment_from_credit_transfer
 from sco_settle.messaging.iso20022 import (
     MESSAGE_BYTES_MAX,
-    CreditTransfer,
-    CreditTransferMessage,
-    MessageRejectedError,
-    PaymentReturn,
-    PaymentReturnMessage,
-    read_message,
 )
-from sco_settle.server.auth import Principal
 from sco_settle.server.errors import ApiError
 from sco_settle.server.idempotency import idempotent
 from sco_settle.server.routes.common import (
@@ -39,32 +30,6 @@ from sco_settle.server.routes.common import (
 
 router = APIRouter(prefix="/v1/iso20022", tags=["iso20022"])
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
-
-
-def _foreign_agents(data: bytes, caller: Principal) -> list[str]:
-    """Agents acting in the message other than the caller: the debtor agents of credit
-    transfers, the returning (instructing) agents of returns. Whatever the key's role, a message
-    acts only with the caller's own authority (an unreadable message has none: the gateway
-    answers it with a rejection and moves nothing; the gateway checks each item again)."""
-    try:
-        message = read_message(data)
-    except MessageRejectedError:
-        return []
-    if isinstance(message, CreditTransferMessage):
-        agents = {
-            payment_from_credit_transfer(item).debtor_agent
-            for item in message.items
-            if isinstance(item, CreditTransfer)
-        }
-    elif isinstance(message, PaymentReturnMessage):
-        agents = {
-            agent_bic(item.instructing_agent) or "?"
-            for item in message.items
-            if isinstance(item, PaymentReturn)
-        }
-    else:
-        return []
-    return sorted(agent for agent in agents if agent != caller.participant)
 
 
 @router.post(
@@ -98,13 +63,6 @@ async def submit_iso_message(request: Request, caller: WriteCaller, ctx: Context
         if len(data) > MESSAGE_BYTES_MAX:
             raise ApiError(
                 "body_too_large", f"ISO 20022 messages are limited to {MESSAGE_BYTES_MAX}"
-            )
-        foreign = await run_in_threadpool(_foreign_agents, data, caller)
-        if foreign:
-            raise ApiError(
-                "debtor_agent_not_permitted",
-                f"this key sends only as {caller.participant}: debtor agent of its payments,"
-                " returning (creditor) agent of its returns",
             )
         sender = ctx.network.settlement_agents.get("CNY") or caller.participant
         reply = await wait(

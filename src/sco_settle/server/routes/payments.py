@@ -20,6 +20,7 @@ from sco_settle.server.auth import Principal
 from sco_settle.server.errors import ApiError
 from sco_settle.server.idempotency import idempotent
 from sco_settle.server.keys import Role
+from sco_settle.server.payment_reads import outcome_fields
 from sco_settle.server.routes.common import (
     WRITE_PROBLEMS,
     After,
@@ -47,17 +48,7 @@ router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 
 def outcome_json(outcome: PaymentOutcome) -> dict[str, Any]:
-    return {
-        "payment_id": outcome.payment_id,
-        "status": outcome.status.value,
-        "reason": outcome.reason.value if outcome.reason else None,
-        "reason_text": outcome.reason_text,
-        "amount_delivered_minor": outcome.amount_delivered_minor,
-        "route": list(outcome.route),
-        "transfer_ids": [str(i) for i in outcome.transfer_ids],
-        "settled_at": outcome.settled_at,
-        "duplicate": outcome.duplicate,
-    }
+    return {**outcome_fields(outcome), "duplicate": outcome.duplicate}
 
 
 def debtor_agent_for(caller: Principal, requested: str | None) -> str:
