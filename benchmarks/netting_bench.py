@@ -5,7 +5,9 @@
 
 Payments are seeded random (numpy ``default_rng``), amounts log-uniform from 1.00 to 10 million
 major units. Caps for the capped run: every participant may be a net debtor of at most 25 % of
-what it sends in a currency.
+what it sends in a currency. The same batch also runs as legs between position holders
+(``NettingLegs``, the shape deferred net settlement nets: there, each holder is a ledger account),
+with the caps as (participant, currency) caps; both must defer the same payments.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import time
 
 import numpy as np
 
-from sco_settle.payments.netting import PaymentBatch, bilateral_net, multilateral_net, net_with_caps
+from sco_settle.payments.netting import (
+    NettingLegs,
+    PaymentBatch,
+    bilateral_net,
+    multilateral_net,
+    net_legs,
+    net_with_caps,
+)
 
 # SCO members, partners and neighbours, plus the Gulf: 20 settlement currencies.
 CURRENCIES = [
@@ -70,6 +79,22 @@ def make_batch(payments: int, participants: int, seed: int) -> PaymentBatch:
     )
 
 
+def as_legs(batch: PaymentBatch) -> NettingLegs:
+    """The batch as one leg per payment, between holders that are (participant, currency)."""
+    columns = len(batch.currencies)
+    holders = len(batch.participants) * columns
+    return NettingLegs.from_arrays(
+        range(holders),
+        [(bic, code) for bic in batch.participants for code in batch.currencies],
+        holder_group=np.arange(holders, dtype=np.int64),
+        instruction=np.arange(len(batch), dtype=np.int64),
+        debit=batch.payer * columns + batch.currency,
+        credit=batch.payee * columns + batch.currency,
+        amount_minor=batch.amount_minor,
+        priority=batch.priority,
+    )
+
+
 def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
@@ -86,6 +111,10 @@ def run(payments: int, participants: int, seed: int) -> dict[str, object]:
         for c in range(len(batch.currencies))
     }
     capped, capped_s = timed(net_with_caps, batch, caps)
+    legs, legs_build_s = timed(as_legs, batch)
+    by_legs, legs_s = timed(net_legs, legs, {}, caps)
+    if by_legs.deferral_order.tolist() != capped.deferral_order.tolist():
+        raise SystemExit("net_legs and net_with_caps deferred different payments")
     liquidity = positions.liquidity()
     gross = sum(need.gross_minor for need in liquidity.values())
     net = sum(need.net_debit_minor for need in liquidity.values())
@@ -99,6 +128,8 @@ def run(payments: int, participants: int, seed: int) -> dict[str, object]:
         "multilateral_net_s": round(multilateral_s, 3),
         "bilateral_net_s": round(bilateral_s, 3),
         "net_with_caps_s": round(capped_s, 3),
+        "legs_build_and_validate_s": round(legs_build_s, 3),
+        "net_legs_s": round(legs_s, 3),
         "target_multilateral_s": 1.0,
         "deferred_payments": len(capped.deferred),
         "deferral_rounds": capped.rounds,

@@ -51,8 +51,9 @@ def validate(tmp_path, xml: str) -> str:
 def test_sco_payment_message_settles_and_resubmission_is_idempotent(db, tmp_path):
     first = cli("iso", "submit", str(EXAMPLE), "--as", "HSBKKZKX", "--db", str(db))
     assert first.returncode == 0, first.stderr
-    # The third asks for more KZT than the network holds: no payer could ever fund it (AM02).
-    assert statuses(first.stdout) == [("ACSC", None), ("ACSC", None), ("RJCT", "AM02")]
+    # The third promises CNY 1.00 against an instructed KZT 10 trillion: the amounts disagree
+    # (AM09), and nothing is queued.
+    assert statuses(first.stdout) == [("ACSC", None), ("ACSC", None), ("RJCT", "AM09")]
     assert validate(tmp_path, first.stdout) == "valid: pacs.002.001.10"
     before = cli("export", "--db", str(db), "accounts").stdout
     again = cli(
@@ -215,8 +216,11 @@ def test_pacs004_return_moves_the_money_back_once(engine):
         ).decode()
     )[1] == ("ACSC", None)
     paid = (posted(debtor), posted(creditor))
-    # Item 1 (1,000,000 KZT to China) and item 2 (5,000,000 KZT domestic) both settled.
-    assert paid == (before[0] - 1_000_000_00 - 5_000_000_00, before[1] + 5_000_000_00)
+    # Item 1 (exactly CNY 14,100.00 to China, for about KZT 1,000,000) and item 2 (KZT 5,000,000
+    # domestic) both settled; item 1's KZT is what delivering CNY 14,100.00 cost.
+    cost = engine.outcome(f"HSBKKZKX:{original.items[0].uetr}").amount_sent_minor
+    assert 990_000_00 < cost < 1_010_000_00
+    assert paid == (before[0] - cost - 5_000_000_00, before[1] + 5_000_000_00)
     domestic = original.items[1]
     pacs004 = write_message(
         return_for(
@@ -234,8 +238,18 @@ def test_pacs004_return_moves_the_money_back_once(engine):
     again = submit_message(
         pacs004, engine, now=now, sender_bic="PBOCCNBJ", caller_bic="KCJBKZKX"
     ).decode()
-    assert statuses(again) == [("ACSC", None)]
+    assert statuses(again) == [("ACSC", None)]  # The same return (RtrId): answered once.
     assert (posted(debtor), posted(creditor)) == returned  # Returned once only.
+    another = write_message(
+        return_for(
+            original, domestic, message_id="RTN-KCJB-0002", created_at=now, reason_code="AC04"
+        )
+    )
+    refused = submit_message(
+        another, engine, now=now, sender_bic="PBOCCNBJ", caller_bic="KCJBKZKX"
+    ).decode()
+    assert statuses(refused) == [("RJCT", "AM09")]  # Fully returned: nothing left to return.
+    assert (posted(debtor), posted(creditor)) == returned
     engine.ledger.state.check_totals()
 
 
@@ -287,7 +301,8 @@ def test_forged_returns_are_refused_and_move_nothing(tmp_path):
     assert send(naming_self[b"BKCHCNBJ"], "BKCHCNBJ") == [("RJCT", "NARR")]
     assert sorted((s.id, s.balance_tuple()) for s in engine.ledger.accounts()) == before
     assert engine.outcome(f"HSBKKZKX:{domestic.uetr}").status.value == "settled"
-    # The creditor agent itself may, for the whole amount only: a return moves what it says.
+    # The creditor agent itself may, for part of the amount or all of it: a return is a payment
+    # back for what it says, and returns never exceed what was received.
     partial = write_message(
         return_for(
             original,
@@ -298,9 +313,23 @@ def test_forged_returns_are_refused_and_move_nothing(tmp_path):
             returned_amount_minor=domestic.settlement_amount_minor // 2,
         )
     )
-    assert send(partial, "KCJBKZKX") == [("RJCT", "AM09")]
-    assert sorted((s.id, s.balance_tuple()) for s in engine.ledger.accounts()) == before
-    assert send(genuine, "KCJBKZKX") == [("ACSC", None)]
+    assert send(partial, "KCJBKZKX") == [("ACSC", None)]
+    half = domestic.settlement_amount_minor // 2
+    assert engine.outcome(f"HSBKKZKX:{domestic.uetr}").amount_returned_minor == half
+    # The genuine message asks for the whole amount: more than the half left (AM09).
+    assert send(genuine, "KCJBKZKX") == [("RJCT", "AM09")]
+    rest = write_message(
+        return_for(
+            original,
+            domestic,
+            message_id="RTN-3",
+            created_at=now,
+            reason_code="AC04",
+            returned_amount_minor=domestic.settlement_amount_minor - half,
+        )
+    )
+    assert send(rest, "KCJBKZKX") == [("ACSC", None)]
+    assert engine.outcome(f"HSBKKZKX:{domestic.uetr}").status.value == "returned"
     ledger.close()
 
 

@@ -13,6 +13,7 @@ from sco_settle.messaging.iso20022 import (
     EntryDetail,
     MessageBuildError,
     Party,
+    ReasonInfo,
     StatusCode,
     build_account_statement,
     build_debit_credit_notification,
@@ -26,6 +27,7 @@ from sco_settle.messaging.iso20022 import (
     write_payment_return,
     write_status_report,
 )
+from sco_settle.messaging.iso20022.replies import STATUS_REPORT_FOR, transaction_status
 from tests.iso20022.builders import NOW, credit_message, transfer
 
 
@@ -208,3 +210,79 @@ def test_status_report_refuses_an_unknown_original_version() -> None:
     message = dataclasses.replace(credit_message((transfer(1),)), definition="pacs.008.001.02")
     with pytest.raises(MessageBuildError):
         status_report_for(message, message_id="S", created_at=NOW)
+
+
+@pytest.mark.parametrize("definition", ["pacs.008.001.08", "pacs.008.001.12"])
+def test_settled_status_writes_the_amounts_in_original_transaction_reference(
+    definition: str,
+) -> None:
+    """``OrgnlTxRef/IntrBkSttlmAmt`` (delivered) and ``OrgnlTxRef/Amt/InstdAmt`` (debited),
+    after the agents as both pacs.002 versions order them; the written report is XSD-valid."""
+    original = read_credit_transfer(
+        write_credit_transfer(credit_message((transfer(1),), definition))
+    )
+    status = transaction_status(
+        original,
+        original.transfers[0],
+        StatusCode.ACSC,
+        (ReasonInfo(additional_info=("applied rate 0.0141 CNY per KZT",)),),
+        sender=Agent(bicfi="SCOSKZKA"),
+        settled=(14_100_00, "CNY"),
+        instructed=(1_000_000_00, "KZT"),
+    )
+    report = dataclasses.replace(
+        status_report_for(original, message_id="S", created_at=NOW), transactions=(status,)
+    )
+    data = write_status_report(report)
+    assert open_message(data).definition == STATUS_REPORT_FOR[definition]
+    assert (
+        b"<InstdAgt><FinInstnId><BICFI>HSBKKZKX</BICFI></FinInstnId></InstdAgt><OrgnlTxRef>"
+        b'<IntrBkSttlmAmt Ccy="CNY">14100.00</IntrBkSttlmAmt>'
+        b'<Amt><InstdAmt Ccy="KZT">1000000.00</InstdAmt></Amt></OrgnlTxRef>'
+    ) in data
+    # The reader does not map OrgnlTxRef yet: everything else reads back.
+    again = read_message(data).transactions[0]
+    assert again == dataclasses.replace(
+        status,
+        original_settlement_amount_minor=None,
+        original_settlement_currency=None,
+        original_instructed_amount_minor=None,
+        original_instructed_currency=None,
+    )
+    one_amount = dataclasses.replace(status, original_instructed_amount_minor=None)
+    with pytest.raises(MessageBuildError, match="InstdAmt"):
+        write_status_report(dataclasses.replace(report, transactions=(one_amount,)))
+
+
+def test_statement_pages_use_interim_balances_at_page_breaks() -> None:
+    first = build_account_statement(
+        message_id="STMT-1",
+        created_at=NOW,
+        statement_id="S",
+        account_id="ACC-1",
+        currency="KZT",
+        statement_date=NOW.date(),
+        opening_balance_minor=-20_000,
+        closing_balance_minor=80_000,
+        entries=_entries(),
+        page_number=1,
+        last_page=False,
+        closing_type="ITBD",
+    )
+    data = write_cash_report(first)
+    assert read_message(data) == first
+    assert b"<PgNb>1</PgNb><LastPgInd>false</LastPgInd>" in data
+    assert [b.type_code for b in first.reports[0].balances] == ["OPBD", "ITBD"]
+    with pytest.raises(MessageBuildError, match="booked"):
+        build_account_statement(
+            message_id="M",
+            created_at=NOW,
+            statement_id="S",
+            account_id="ACC-1",
+            currency="KZT",
+            statement_date=NOW.date(),
+            opening_balance_minor=0,
+            closing_balance_minor=0,
+            entries=(),
+            opening_type="CLAV",
+        )

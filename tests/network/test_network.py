@@ -15,6 +15,7 @@ import pytest
 
 import sco_settle.network
 from sco_settle.domain.account import AccountFlags, AccountKind
+from sco_settle.domain.account_key import AccountKey
 from sco_settle.domain.ids import ID_MAX
 from sco_settle.domain.participants import ParticipantKind, ScoStatus
 from sco_settle.network import (
@@ -142,12 +143,12 @@ def test_swap_line_sizes_match_the_reference(sco: Network) -> None:
 def test_swap_line_accounts_let_each_side_draw_the_others_currency(sco: Network) -> None:
     accounts = sco.accounts_by_key
     for bic, (cny, (local, local_size)) in SWAP_SIZES.items():
-        drawer = accounts[f"swap-line:{bic}:PBOCCNBJ:CNY"]
+        drawer = accounts[AccountKey.swap_line(bic, "PBOCCNBJ", "CNY")]
         assert (drawer.participant, drawer.currency) == (bic, "CNY")
         assert drawer.credit_limit == cny * 100
         assert drawer.kind == AccountKind.SWAP_LINE
         assert drawer.flags == AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-        provider = accounts[f"swap-line:PBOCCNBJ:{bic}:{local}"]
+        provider = accounts[AccountKey.swap_line("PBOCCNBJ", bic, local)]
         assert (provider.participant, provider.currency) == ("PBOCCNBJ", local)
         assert provider.credit_limit == (local_size or 0) * 100
 
@@ -162,13 +163,13 @@ def test_ledger_accounts_follow_the_key_scheme(sco: Network) -> None:
         assert sco.participant(account.participant)
     for entry in sco.participants:
         home = sco.home_currency(entry.bic)
-        settlement = sco.accounts_by_key[f"settlement:{entry.bic}:{home}"]
+        settlement = sco.accounts_by_key[AccountKey.settlement(entry.bic, home)]
         assert settlement.flags == AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
         if entry.kind is ParticipantKind.CENTRAL_BANK:
-            issuance = sco.accounts_by_key[f"issuance:{entry.bic}:{home}"]
+            issuance = sco.accounts_by_key[AccountKey.issuance(entry.bic, home)]
             assert issuance.flags == 0
             assert issuance.kind == AccountKind.ISSUANCE
-    vostro = sco.accounts_by_key[f"vostro:{BANK_OF_XINJIANG}:HSBKKZKX:CNY"]
+    vostro = sco.accounts_by_key[AccountKey.vostro(BANK_OF_XINJIANG, "HSBKKZKX", "CNY")]
     assert (vostro.participant, vostro.kind) == ("HSBKKZKX", AccountKind.VOSTRO)
     assert vostro.flags == AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 
@@ -183,6 +184,43 @@ def test_ids_are_deterministic_unique_and_never_reserved(sco: Network) -> None:
     key = "settlement:KZKOKZKX:KZT"
     digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
     assert account_id_for_key(key) == int.from_bytes(digest, "big")
+
+
+# Ids computed from the text keys before ``AccountKey`` existed: an account key's text form is
+# hashed into ledger ids, so these must never change.
+PINNED_IDS = {
+    AccountKey.settlement("HSBKKZKX", "KZT"): 37458997865206635231284779154558017356,
+    AccountKey.issuance("NBRKKZKX", "KZT"): 168650185741462385439094206645700542345,
+    AccountKey.vostro("BKCHCNBJ", "HSBKKZKX", "CNY"): 134082858520562194737669565637917420357,
+    AccountKey.swap_line("NBRKKZKX", "PBOCCNBJ", "CNY"): 18076733451572292241245923017207364321,
+    AccountKey.clearing("PBOCCNBJ", "CNY"): 330244454137384994694751496851965993089,
+}
+# SHA-256 of "<ref> <id>" per derived account (one a line, file order), and of "<id> <debit>
+# <credit> <amount>" per opening transfer, of the shipped network, before ``AccountKey``.
+PINNED_ACCOUNTS_DIGEST = "ba38f6d255f01a4cf7252608467a6aa653d629ca487e0010f21f057801340997"
+PINNED_OPENINGS_DIGEST = "0656080db6d5613b008a1b2039427920c7f8a22e0095467a2fa24f328ec1368a"
+
+
+def test_account_ids_of_keys_are_pinned(sco: Network) -> None:
+    for key, expected in PINNED_IDS.items():
+        assert account_id_for_key(key) == expected, key
+        assert account_id_for_key(str(key)) == expected, key
+    opening = account_id_for_key(f"opening:{AccountKey.settlement('HSBKKZKX', 'KZT')}")
+    assert opening == 137591349258535473940624010751933723473
+    accounts = "\n".join(f"{a.ref} {a.id}" for a in sco.ledger_accounts())
+    assert hashlib.sha256(accounts.encode()).hexdigest() == PINNED_ACCOUNTS_DIGEST
+    openings = "\n".join(
+        f"{t.id} {t.debit_account} {t.credit_account} {t.amount}" for t in sco.opening_transfers()
+    )
+    assert hashlib.sha256(openings.encode()).hexdigest() == PINNED_OPENINGS_DIGEST
+
+
+def test_each_account_is_named_by_its_key(sco: Network) -> None:
+    for key, account in sco.accounts_by_key.items():
+        assert str(key) == account.ref
+        assert AccountKey.parse(account.ref) == key
+        assert (key.owner, key.currency) == (account.participant, account.currency)
+        assert key.kind.value == account.kind  # The network's key kinds are its account kinds.
 
 
 def test_opening_transfers_come_from_issuance_and_balance_per_currency(sco: Network) -> None:
@@ -202,7 +240,7 @@ def test_opening_transfers_come_from_issuance_and_balance_per_currency(sco: Netw
         debits[debit.currency] += transfer.amount
         credits[credit.currency] += transfer.amount
     assert debits == credits
-    halyk = sco.accounts_by_key["settlement:HSBKKZKX:KZT"]
+    halyk = sco.accounts_by_key[AccountKey.settlement("HSBKKZKX", "KZT")]
     funded = {t.credit_account: t.amount for t in transfers}
     assert funded[halyk.id] == 150_000_000_000 * 100
 
@@ -281,7 +319,7 @@ def test_mini_network_is_valid(tmp_path: Path) -> None:
     network = load_network(path)
     assert network == parse_network(MINI)
     assert [t.amount for t in network.opening_transfers()] == [100050]
-    vostro = network.accounts_by_key["vostro:BKCHCNBJ:HSBKKZKX:CNY"]
+    vostro = network.accounts_by_key[AccountKey.parse("vostro:BKCHCNBJ:HSBKKZKX:CNY")]
     assert vostro.credit_limit == 10000
 
 

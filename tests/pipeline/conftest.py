@@ -58,6 +58,7 @@ def make_engine(request, tmp_path, view):
         return PostgresPaymentRecords(dsn, schema=schema_of(number))
 
     def make(settings: EngineSettings | None = None, **kwargs):
+        view.invalidate()  # The shared view's cached graph belongs to another test's ledger.
         clock = SimClock()
         ledger = Ledger(open_store(len(created)), clock)
         install_network(ledger, view.network)
@@ -70,7 +71,7 @@ def make_engine(request, tmp_path, view):
     yield make
     for engine in created:
         engine.ledger.close()
-        engine.journal.close()
+        engine.records.close()
     if request.param == "postgres":
         from psycopg import sql
 

@@ -69,7 +69,7 @@ def test_pvp_chain_is_never_half_settled(make_engine):
     kzt_before = balance(engine, f"settlement:{KZ_A}:KZT")
     line_before = balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY")
     outcome = engine.submit(pay("x2", KZ_A, CN_A, 1_000_000_00, "KZT", "CNY"))
-    details = [detail for _, _, detail in engine.journal.events("x2")]
+    details = [detail for _, _, detail in engine.records.events("x2")]
     assert any("route refused by the ledger: exceeds_credits" in d for d in details), details
     # The refused chain left nothing: the line is untouched and the debtor paid at most once,
     # through another route (or not at all, queued).
@@ -120,7 +120,7 @@ def test_rejections_carry_iso_reason_codes(make_engine):
         assert outcome.status is PaymentStatus.REJECTED, payment
         assert outcome.reason is expected, (payment.payment_id, outcome)
         assert outcome.reason_text
-    events = engine.journal.events("r9")
+    events = engine.records.events("r9")
     assert [e[0] for e in events] == ["received", "validated", "rejected"]
 
 
@@ -236,38 +236,84 @@ def test_queue_never_settles_beyond_liquidity(make_engine, seed):
     check_ledger(engine)
 
 
-def test_return_reverses_the_chain_once_and_only_for_the_creditor_agent(make_engine):
-
+def test_a_return_is_a_new_payment_back_partial_or_full_and_only_by_the_creditor_agent(
+    make_engine,
+):
+    """A pacs.004 return is a payment from the creditor agent back to the debtor agent, for the
+    returned amount at today's rate; returns never exceed what was received (review D3)."""
     engine = make_engine()
-    before = {
-        k: balance(engine, k)
-        for k in (
-            f"settlement:{KZ_A}:KZT",
-            f"settlement:{CN_A}:CNY",
-            "swap-line:NBRKKZKX:PBOCCNBJ:CNY",
-        )
-    }
     paid = engine.submit(pay("ret1", KZ_A, CN_A, 2_000_000_00, "KZT", "CNY"))
     assert paid.status is PaymentStatus.SETTLED
+    received = paid.amount_delivered_minor
     for intruder in (KZ_B, KZ_A):  # A third party, and the debtor itself.
         wrong = engine.return_payment("ret1", returned_by=intruder, reason="AC04")
         # For anyone but the creditor agent the payment does not exist: no existence oracle.
         assert not wrong.accepted and wrong.payment is None
         assert wrong.reason is Reason.NARR and "not found" in wrong.reason_text
-    answer = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
-    returned = answer.payment
-    assert answer.accepted and returned.status is PaymentStatus.RETURNED
-    # Every leg reversed: the debtor has its KZT back, the swap line is repaid.
-    assert {k: balance(engine, k) for k in before} == before
-    again = engine.return_payment("ret1", returned_by=CN_A, reason="AC04")
-    assert again.accepted and again.payment.duplicate
-    assert {k: balance(engine, k) for k in before} == before
+    kzt, cny = balance(engine, f"settlement:{KZ_A}:KZT"), balance(engine, f"settlement:{CN_A}:CNY")
+    part = engine.return_payment(
+        "ret1", returned_by=CN_A, reason="AC04", amount=(100_00, "CNY"), return_id="R1"
+    )
+    assert part.accepted and part.payment.status is PaymentStatus.SETTLED
+    assert part.payment.amount_sent_minor == 100_00  # CNY 100.00 back, not the whole payment
+    assert balance(engine, f"settlement:{CN_A}:CNY") == cny - 100_00
+    back = balance(engine, f"settlement:{KZ_A}:KZT") - kzt
+    assert back == part.payment.amount_delivered_minor and 6_500_00 < back < 7_500_00
+    original = engine.outcome("ret1")
+    assert original.status is PaymentStatus.SETTLED and original.amount_returned_minor == 100_00
+    again = engine.return_payment(
+        "ret1", returned_by=CN_A, reason="AC04", amount=(100_00, "CNY"), return_id="R1"
+    )
+    assert again.accepted and again.payment.duplicate  # the same return, answered once
+    assert balance(engine, f"settlement:{CN_A}:CNY") == cny - 100_00
+    too_much = engine.return_payment(
+        "ret1", returned_by=CN_A, reason="AC04", amount=(received, "CNY"), return_id="R2"
+    )
+    assert not too_much.accepted and too_much.reason is Reason.AM09
+    rest = engine.return_payment("ret1", returned_by=CN_A, reason="AC04", return_id="R3")
+    assert rest.accepted and rest.payment.amount_sent_minor == received - 100_00
+    original = engine.outcome("ret1")
+    assert original.status is PaymentStatus.RETURNED
+    assert original.amount_returned_minor == received
+    done = engine.return_payment("ret1", returned_by=CN_A, reason="AC04", return_id="R4")
+    assert not done.accepted and done.reason is Reason.AM09
+    assert "fully returned" in done.reason_text
     short = balance(engine, f"settlement:{KZ_A}:KZT") + 1
     queued = engine.submit(pay("ret2", KZ_A, KZ_B, short))
     assert queued.status is PaymentStatus.QUEUED
     assert not engine.return_payment("ret2", returned_by=KZ_B, reason="AC04").accepted
-    assert [e[0] for e in engine.journal.events("ret1")][-1] == "returned"
+    assert [e[0] for e in engine.records.events("ret1")][-1] == "returned"
+    assert engine.audit().ok, engine.audit().findings
     check_ledger(engine)
+
+
+def test_a_return_waits_for_liquidity_and_counts_once_it_settles(make_engine):
+    engine = make_engine()
+    assert engine.submit(pay("w1", KZ_A, KZ_B, 3_000_00)).status is PaymentStatus.SETTLED
+    # The creditor agent spends everything first: its return must wait in the queue.
+    spent = engine.submit(pay("w2", KZ_B, KZ_A, balance(engine, f"settlement:{KZ_B}:KZT")))
+    assert spent.status is PaymentStatus.SETTLED
+    waiting = engine.return_payment("w1", returned_by=KZ_B, reason="AC04", return_id="R")
+    assert waiting.accepted and waiting.payment.status is PaymentStatus.QUEUED
+    assert engine.outcome("w1").amount_returned_minor == 0
+    # A second return may not take what the queued one will pay back.
+    assert not engine.return_payment("w1", returned_by=KZ_B, reason="AC04").accepted
+    engine.submit(pay("w3", KZ_A, KZ_B, 5_000_00))  # liquidity arrives
+    engine.run_cycle()
+    assert engine.outcome("w1").status is PaymentStatus.RETURNED
+    assert engine.audit().ok
+
+
+def test_a_net_settled_payment_can_be_returned(make_engine):
+    engine = make_engine(EngineSettings(mode=Mode.DNS))
+    engine.submit(pay("n1", KZ_A, KZ_B, 2_000_00))
+    engine.run_cycle()
+    assert engine.outcome("n1").status is PaymentStatus.SETTLED
+    answer = engine.return_payment("n1", returned_by=KZ_B, reason="AC04")
+    assert answer.accepted and answer.payment.status is PaymentStatus.QUEUED  # held for a cycle
+    engine.run_cycle()
+    assert engine.outcome("n1").status is PaymentStatus.RETURNED
+    assert engine.audit().ok
 
 
 def test_dns_cycle_whose_positions_all_net_to_zero_settles_without_moving_money(make_engine):

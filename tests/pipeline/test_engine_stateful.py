@@ -1,22 +1,28 @@
 """The payment engine against a deliberately simple reference model (issue 9), in both modes.
 
 Hypothesis drives random steps: batches of payments among three KZT banks (some larger than the
-payer holds, urgent and normal), cross-currency payments to China, cycles and clock moves past
-the queue timeout. After every step:
+payer holds, urgent and normal, some timed to settle later), cross-currency payments to China
+(a fixed sent or a fixed received amount), cycles, clock moves past the queue timeout, and each
+participant's requests on its own payments: cancel or re-prioritise a waiting one, return (part
+of) one it received. After every step:
 
 - each bank's KZT settlement balance equals the model's: its opening balance plus what it was
   paid minus what it paid, counting only payments the engine reports settled (the model knows
   nothing of routing; domestic payments move exactly their amount);
 - debits equal credits in every currency, and every payment record reconciles with the ledger
   both ways (the audit), with no intent left over: chains are whole (PvP);
-- FIFO: no payment settled while an earlier payment of its payer with the same or a higher
-  priority was waiting in the queue;
-- every payment has exactly one current outcome, and a final outcome never changes.
+- FIFO (RTGS): no payment settled while an earlier payment of its payer with the same or a
+  higher priority was waiting in the queue (net settlement defers by ``payments.netting``'s
+  rule instead);
+- every payment has exactly one current outcome, and a final outcome never changes (except
+  settled -> returned when returns paid all of it back); a fixed received amount is delivered
+  exactly; returns never pay back more than was received.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -25,7 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sco_settle.ledger import Ledger
 from sco_settle.network.install import install_network
 from sco_settle.payments.engine import EngineSettings, Mode, PaymentEngine
-from sco_settle.payments.model import Payment, PaymentStatus, Priority
+from sco_settle.payments.model import AmountType, Payment, PaymentStatus, Priority
 from sco_settle.payments.network_view import NetworkView, load_rates
 from sco_settle.payments.queue import level
 from sco_settle.storage import MemoryStore
@@ -34,7 +40,8 @@ from sco_settle.storage.payment_records_memory import MemoryPaymentRecords
 from .conftest import SimClock
 
 BANKS = ("HSBKKZKX", "KCJBKZKX", "BKCHKZKA")
-FINAL = (PaymentStatus.SETTLED, PaymentStatus.REJECTED)
+FINAL = (PaymentStatus.SETTLED, PaymentStatus.REJECTED, PaymentStatus.CANCELLED)
+MOVED = (PaymentStatus.SETTLED, PaymentStatus.RETURNED)
 _VIEW: NetworkView | None = None
 
 
@@ -82,14 +89,15 @@ class EngineMachine(RuleBasedStateMachine):
                 st.integers(1, 9),
                 st.booleans(),
                 st.booleans(),
+                st.sampled_from([0, 0, 0, 30, 900]),
             ),
             min_size=1,
             max_size=6,
         )
     )
-    def submit(self, batch: list[tuple[str, str, int, int, bool, bool]]) -> None:
+    def submit(self, batch: list[tuple[str, str, int, int, bool, bool, int]]) -> None:
         payments = []
-        for debtor, creditor, scale, digits, urgent, abroad in batch:
+        for debtor, creditor, scale, digits, urgent, abroad, later in batch:
             if debtor == creditor and not abroad:
                 continue
             number = len(self.payments)
@@ -101,6 +109,9 @@ class EngineMachine(RuleBasedStateMachine):
                 "KZT",
                 "CNY" if abroad else "KZT",
                 priority=Priority.URGENT if urgent else Priority.NORMAL,
+                # Abroad, every other payment fixes the amount the creditor receives.
+                amount_type=AmountType.RECEIVE if abroad and digits % 2 else AmountType.SEND,
+                settle_from=self.clock() + later * 10**9 if later else 0,
             )
             self.payments[payment.payment_id] = payment
             self.arrival[payment.payment_id] = number
@@ -118,6 +129,52 @@ class EngineMachine(RuleBasedStateMachine):
     def wait(self, seconds: int) -> None:
         self.clock.advance(seconds)
 
+    @rule(pick=st.integers(0, 10**6), urgent=st.booleans(), cancel=st.booleans())
+    def change_waiting(self, pick: int, urgent: bool, cancel: bool) -> None:
+        waiting = sorted(p for p, s in self.status.items() if s is PaymentStatus.QUEUED)
+        if not waiting:
+            return
+        payment = self.payments[waiting[pick % len(waiting)]]
+        stranger = next(bank for bank in BANKS if bank != payment.debtor_agent)
+        assert not self.engine.cancel(payment.payment_id, requested_by=stranger).accepted
+        if cancel:
+            answer = self.engine.cancel(payment.payment_id, requested_by=payment.debtor_agent)
+        else:
+            priority = Priority.URGENT if urgent else Priority.NORMAL
+            answer = self.engine.reprioritise(
+                payment.payment_id, priority, requested_by=payment.debtor_agent
+            )
+            if answer.accepted:
+                self.payments[payment.payment_id] = replace(payment, priority=priority)
+        assert answer.accepted, answer
+        self.observe()
+
+    @rule(pick=st.integers(0, 10**6), share=st.sampled_from([1, 2, 3]))
+    def return_one(self, pick: int, share: int) -> None:
+        settled = sorted(
+            p
+            for p, s in self.status.items()
+            if s is PaymentStatus.SETTLED and self.payments[p].creditor_agent in BANKS
+        )
+        if not settled:
+            return
+        original = self.payments[settled[pick % len(settled)]]
+        received = self.engine.outcome(original.payment_id).amount_delivered_minor
+        amount = max(received // share, 1)
+        answer = self.engine.return_payment(
+            original.payment_id,
+            returned_by=original.creditor_agent,
+            reason="AC04",
+            amount=(amount, "KZT"),
+            return_id=f"R{self.step}",
+        )
+        if answer.payment is not None and answer.payment.status is not PaymentStatus.REJECTED:
+            back = self.engine.records.get(answer.payment.payment_id)
+            assert back is not None and back[0].returns == original.payment_id
+            self.payments[back[0].payment_id] = back[0]
+            self.arrival[back[0].payment_id] = len(self.arrival)
+        self.observe()
+
     # -- what the model keeps -----------------------------------------------------------------
 
     def observe(self) -> None:
@@ -126,16 +183,23 @@ class EngineMachine(RuleBasedStateMachine):
             outcome = self.engine.outcome(payment_id)
             assert outcome is not None, f"{payment_id} has no outcome"
             before = self.status.get(payment_id)
-            if before in FINAL:
+            if before in FINAL and (before, outcome.status) != MOVED:
                 assert outcome.status is before, f"{payment_id}: {before} became {outcome.status}"
             self.status[payment_id] = outcome.status
-            if outcome.status is PaymentStatus.QUEUED:
+            payment = self.payments[payment_id]
+            if outcome.status in MOVED and payment.amount_type is AmountType.RECEIVE:
+                assert outcome.amount_delivered_minor == payment.amount_minor, outcome
+            assert outcome.amount_returned_minor <= outcome.amount_delivered_minor, outcome
+            warehoused = "warehoused" in outcome.reason_text
+            if outcome.status is PaymentStatus.QUEUED and not warehoused:
                 self.queued_since.setdefault(payment_id, self.step)
             if outcome.status is PaymentStatus.SETTLED and payment_id not in self.settled_at_step:
                 self.settled_at_step[payment_id] = self.step
                 self.check_fifo(payment_id)
 
     def check_fifo(self, settled_id: str) -> None:
+        if self.mode is not Mode.RTGS:
+            return  # Net settlement defers by its own stated rule (``payments.netting``).
         settled = self.payments[settled_id]
         for other_id, since in self.queued_since.items():
             other = self.payments[other_id]
@@ -145,7 +209,7 @@ class EngineMachine(RuleBasedStateMachine):
                 and level(other.priority) <= level(settled.priority)
                 and since <= self.step
                 and self.settled_at_step.get(other_id, self.step + 1) > self.step
-                and self.status[other_id] is not PaymentStatus.REJECTED
+                and self.status[other_id] not in (PaymentStatus.REJECTED, PaymentStatus.CANCELLED)
             ):
                 self.fifo_breaches.append(f"{settled_id} settled while {other_id} waited")
 
@@ -155,10 +219,13 @@ class EngineMachine(RuleBasedStateMachine):
     def balances_match_the_model(self) -> None:
         expected = dict(self.opening)
         for payment_id, status in self.status.items():
-            if status is not PaymentStatus.SETTLED:
+            if status not in MOVED:
                 continue
             payment = self.payments[payment_id]
-            expected[payment.debtor_agent] -= payment.amount_minor
+            sent = payment.amount_minor
+            if payment.amount_type is AmountType.RECEIVE:  # What it cost, as reported.
+                sent = self.engine.outcome(payment_id).amount_sent_minor
+            expected[payment.debtor_agent] -= sent
             if payment.creditor_agent in expected:
                 expected[payment.creditor_agent] += payment.amount_minor
         assert {bank: self.balance(bank) for bank in BANKS} == expected

@@ -59,13 +59,13 @@ def test_a_resubmission_after_a_lost_record_finds_its_chain_in_the_ledger(make_e
     assert first.status is PaymentStatus.SETTLED
     moved = snapshot(engine)
     # The record is lost (a crash between the ledger commit and the journal, before intents).
-    engine.journal.connection.execute("DELETE FROM payments")
+    engine.records.connection.execute("DELETE FROM payments")
     again = engine.submit(payment)
     assert again.status is PaymentStatus.SETTLED and again.transfer_ids == first.transfer_ids
     assert again.amount_delivered_minor == first.amount_delivered_minor
     assert snapshot(engine) == moved  # Not applied twice.
     # The same id with other content is a duplicate: the ledger's chain is not this payment's.
-    engine.journal.connection.execute("DELETE FROM payments")
+    engine.records.connection.execute("DELETE FROM payments")
     other = engine.submit(replace(payment, amount_minor=2_000_000_00))
     assert other.status is PaymentStatus.REJECTED and other.reason is Reason.DUPL
     assert snapshot(engine) == moved
@@ -76,13 +76,13 @@ def test_start_up_settles_intents_from_the_ledger_and_drops_unapplied_ones(make_
     settled = pay(f"{KZ_A}:CRASH-1", KZ_A, KZ_B, 7_000_00)
     unapplied = pay(f"{KZ_A}:CRASH-2", KZ_A, KZ_B, 8_000_00)
     clock = engine.ledger.clock()
-    engine.journal.begin([(settled, "settle"), (unapplied, "settle")], clock)
+    engine.records.begin([(settled, "settle"), (unapplied, "settle")], clock)
     chain = engine.plan(settled, engine.route(settled)[0])
     assert all(r.name == "OK" for r in engine.ledger.create_transfers(chain))
     # The process dies here: money moved, no record. A new engine starts on the same stores.
-    restarted = PaymentEngine(engine.ledger, engine.view, engine.journal)
+    restarted = PaymentEngine(engine.ledger, engine.view, engine.records)
     assert restarted.recovered.settled == 1 and restarted.recovered.dropped == 1
-    assert not restarted.recovered.foreign and not engine.journal.intents()
+    assert not restarted.recovered.foreign and not engine.records.intents()
     outcome = restarted.outcome(settled.payment_id)
     assert outcome.status is PaymentStatus.SETTLED
     assert outcome.transfer_ids == tuple(t.id for t in chain)
@@ -94,23 +94,26 @@ def test_start_up_settles_intents_from_the_ledger_and_drops_unapplied_ones(make_
 
 
 def test_start_up_finishes_a_return_the_ledger_applied(make_engine):
+    """A return is a payment: a crash after its chain reached the ledger but before its
+    record is recovered like any payment, and its original is marked returned with it."""
     engine = make_engine()
     payment = pay(f"{KZ_A}:RET-1", KZ_A, KZ_B, 3_000_00)
     assert engine.submit(payment).status is PaymentStatus.SETTLED
     before_return = balance(engine, f"settlement:{KZ_A}:KZT")
-    returned = engine.return_payment(payment.payment_id, returned_by=KZ_B, reason="AC04").payment
-    # Simulate the crash: put the record back to settled and the intent back in place.
-    record = engine.journal.get(payment.payment_id)[1]
-    settled = replace(
-        record, status=PaymentStatus.SETTLED, transfer_ids=record.transfer_ids[:1], reason_text=""
-    )
-    engine.journal.record([(payment, settled, None, [])], engine.ledger.clock())
-    engine.journal.begin([(payment, "return")], engine.ledger.clock())
-    restarted = PaymentEngine(engine.ledger, engine.view, engine.journal)
+    reverse = Payment(
+        f"{KZ_B}:R1:{payment.payment_id}", KZ_B, KZ_A, 3_000_00, "KZT", "KZT",
+        returns=payment.payment_id,
+    )  # fmt: skip
+    # The crash: the intent is durable, the chain applied, the record never written.
+    engine.records.begin([(reverse, "settle")], engine.ledger.clock())
+    chain = engine.plan(reverse, engine.route(reverse)[0])
+    assert engine.ledger.create_transfers(chain) == ["ok"] * len(chain)
+    restarted = PaymentEngine(engine.ledger, engine.view, engine.records)
     assert restarted.recovered.returned == 1
-    outcome = restarted.outcome(payment.payment_id)
-    assert outcome.status is PaymentStatus.RETURNED
-    assert outcome.transfer_ids == returned.transfer_ids
+    assert restarted.outcome(reverse.payment_id).status is PaymentStatus.SETTLED
+    original = restarted.outcome(payment.payment_id)
+    assert original.status is PaymentStatus.RETURNED
+    assert original.amount_returned_minor == 3_000_00
     assert balance(engine, f"settlement:{KZ_A}:KZT") == before_return + 3_000_00
     assert restarted.audit().ok
 
@@ -122,7 +125,7 @@ def test_audit_finds_records_without_money_and_money_without_records(make_engine
     # A settled record whose legs are not in the ledger (what C2 produced).
     ghost = pay(f"{KZ_A}:A-2", KZ_A, KZ_B, 5_000_00)
     fake = replace(good, payment_id=ghost.payment_id, transfer_ids=(leg_id(ghost.payment_id, 0),))
-    engine.journal.record([(ghost, fake, None, [])], engine.ledger.clock())
+    engine.records.record([(ghost, fake, None, [])], engine.ledger.clock())
     # Money moved by the engine with no record (what M4 produced).
     orphan = pay(f"{KZ_A}:A-3", KZ_A, KZ_B, 2_000_00)
     engine.ledger.create_transfers(engine.plan(orphan, engine.route(orphan)[0]))
@@ -155,12 +158,12 @@ def test_net_cycles_reconcile_and_a_crash_after_the_net_chain_is_recovered(make_
     # A second cycle whose record is lost after the net chain committed.
     engine.submit_many([pay("n3", KZ_A, KZ_B, 4_000_00)])
     moved_before = snapshot(engine)
-    real_record = engine.journal.record
-    engine.journal.record = lambda *args, **kwargs: None  # The crash: nothing recorded.
+    real_record = engine.records.record
+    engine.records.record = lambda *args, **kwargs: None  # The crash: nothing recorded.
     engine.run_cycle()
-    engine.journal.record = real_record
-    assert snapshot(engine) != moved_before and engine.journal.intents()
-    restarted = PaymentEngine(engine.ledger, engine.view, engine.journal, engine.settings)
+    engine.records.record = real_record
+    assert snapshot(engine) != moved_before and engine.records.intents()
+    restarted = PaymentEngine(engine.ledger, engine.view, engine.records, engine.settings)
     assert restarted.recovered.settled == 1 and not restarted.queue
     assert restarted.outcome("n3").status is PaymentStatus.SETTLED
     assert restarted.audit().ok

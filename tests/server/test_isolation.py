@@ -19,7 +19,7 @@ PACS_008 = """<?xml version="1.0" encoding="UTF-8"?>
 <MsgId>{msg_id}</MsgId><CreDtTm>2026-01-05T09:30:00+00:00</CreDtTm><NbOfTxs>1</NbOfTxs>\
 <SttlmInf><SttlmMtd>CLRG</SttlmMtd></SttlmInf></GrpHdr><CdtTrfTxInf><PmtId><InstrId>I-1</InstrId>\
 <EndToEndId>E2E-1</EndToEndId><TxId>TX-1</TxId><UETR>{uetr}</UETR></PmtId>\
-<IntrBkSttlmAmt Ccy="CNY">10.00</IntrBkSttlmAmt><IntrBkSttlmDt>2026-01-05</IntrBkSttlmDt>\
+<IntrBkSttlmAmt Ccy="CNY">10.00</IntrBkSttlmAmt>\
 <ChrgBr>SHAR</ChrgBr><InstgAgt><FinInstnId><BICFI>{debtor}</BICFI></FinInstnId></InstgAgt>\
 <InstdAgt><FinInstnId><BICFI>{creditor}</BICFI></FinInstnId></InstdAgt><Dbtr><Nm>Debtor Co</Nm>\
 </Dbtr><DbtrAcct><Id><Othr><Id>6222020200112233445</Id></Othr></Id></DbtrAcct><DbtrAgt>\

@@ -17,7 +17,7 @@ REPOSITORY_COPY = Path(__file__).resolve().parents[2] / "openapi.json"
 # An operation id is what a generated client names its method: a verb from this list, then the
 # resource in camelCase (``createPayment``, ``listNettingCycles``), never FastAPI's path-derived
 # default (``create_payment_v1_payments_post``). A new verb is a deliberate addition here.
-OPERATION_VERBS = ("create", "get", "list", "revoke", "rotate", "run", "submit")
+OPERATION_VERBS = ("cancel", "create", "get", "list", "revoke", "rotate", "run", "submit", "update")
 CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*|[0-9]+)+")
 
 

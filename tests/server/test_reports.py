@@ -71,11 +71,12 @@ async def huge_corridor(config, execute):
                 assert paid.status_code == 201 and paid.json()["status"] == "settled", paid.text
                 ids.append(paid.json()["payment_id"])
             # The engine will refuse such amounts; the records are made huge directly, as two
-            # payments of AMOUNT_MAX once were.
+            # payments of AMOUNT_MAX once were. The settled value is what was sent (``sent``).
             for payment_id in ids:
                 execute(
-                    "UPDATE payments SET amount_minor = ?, delivered = ? WHERE payment_id = ?",
-                    (HUGE, HUGE, payment_id),
+                    "UPDATE payments SET amount_minor = ?, delivered = ?, sent = ?"
+                    " WHERE payment_id = ?",
+                    (HUGE, HUGE, HUGE, payment_id),
                 )
             for key in (operator, debtor):
                 report = await http.get(

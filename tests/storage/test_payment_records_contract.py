@@ -13,7 +13,14 @@ from dataclasses import replace
 
 import pytest
 
-from sco_settle.payments.model import Party, Payment, PaymentOutcome, PaymentStatus, Reason
+from sco_settle.payments.model import (
+    Party,
+    Payment,
+    PaymentOutcome,
+    PaymentStatus,
+    Priority,
+    Reason,
+)
 from sco_settle.payments.records import CorridorTotals, PaymentEvent, PaymentFilter
 from sco_settle.storage.payment_records_memory import MemoryPaymentRecords
 from sco_settle.storage.payment_records_sqlite import SqlitePaymentRecords
@@ -121,6 +128,15 @@ def test_a_later_record_replaces_the_outcome_but_not_the_instruction(records):
     found = records.payment(payment.payment_id)
     assert (found.payment, found.outcome, found.received_at) == (payment, settled, T0)
     assert records.counts() == {"settled": 1}
+
+
+def test_a_later_record_changes_only_the_instructions_priority(records):
+    payment = pay(1)
+    records.record([(payment, outcome(payment, PaymentStatus.QUEUED), 7, RECEIVED)], T0)
+    urgent = replace(payment, priority=Priority.URGENT, remittance_info="changed")
+    records.record([(urgent, outcome(payment, PaymentStatus.QUEUED), 7, [])], T0 + 10)
+    assert records.get(payment.payment_id)[0] == replace(payment, priority=Priority.URGENT)
+    assert records.payment(payment.payment_id).payment.priority is Priority.URGENT
 
 
 def test_events_keep_their_order_across_records(records):

@@ -111,7 +111,7 @@ def submit(
         )
     finally:
         engine.ledger.close()
-        engine.journal.close()
+        engine.records.close()
     if out is None:
         typer.echo(report.decode())
     else:
@@ -125,15 +125,36 @@ def statement(
         str, typer.Option(help="Account id (decimal) or key, e.g. settlement:BKCHCNBJ:CNY.")
     ],
     date: Annotated[str, typer.Option(help="Statement day, YYYY-MM-DD (UTC).")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write the camt.053 here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the statement here.")] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="camt.053 (XML) or json (as the API answers).")
+    ] = "camt.053",
+    page: Annotated[
+        int, typer.Option(min=1, help="Page, from 1 (at most 50,000 entries a page).")
+    ] = 1,
+    network: Annotated[str, typer.Option(help="Network the database was created with.")] = "sco",
 ) -> None:
-    """Write a camt.053 statement of one account for one day."""
-    import datetime as dt
+    """Write the statement of one account for one day: camt.053, or the API's JSON.
 
-    from sco_settle.gateway.iso import statement as build_statement
+    Exit 1 for a bad date, a missing database or account, or a page after the last.
+    """
+    import datetime as dt
+    import json
+
+    from sco_settle.gateway.statements import (
+        DayOutOfRange,
+        PageOutOfRange,
+        read_statement,
+        statement_camt_053,
+        statement_json,
+    )
     from sco_settle.ledger import Ledger
+    from sco_settle.network import load_network
     from sco_settle.storage import SqliteStore
 
+    if format not in ("camt.053", "json"):
+        typer.echo(f"sco-settle: --format {format!r} is not camt.053 or json", err=True)
+        raise typer.Exit(code=1)
     try:
         day = dt.date.fromisoformat(date)
     except ValueError:
@@ -148,15 +169,26 @@ def statement(
         if account_id is None:
             matches = [s.id for s in ledger.accounts() if s.account.ref == account]
             account_id = matches[0] if matches else None
-        if account_id is None or ledger.lookup_account(account_id) is None:
+        state = ledger.lookup_account(account_id) if account_id is not None else None
+        if state is None:
             typer.echo(f"sco-settle: no account {account!r}", err=True)
             raise typer.Exit(code=1)
-        xml = build_statement(
-            ledger, account_id, day, now=dt.datetime.now(dt.UTC).replace(microsecond=0)
-        )
+        try:
+            found = read_statement(ledger, state.account, day, page=page)
+        except (DayOutOfRange, PageOutOfRange) as error:
+            typer.echo(f"sco-settle: {error}", err=True)
+            raise typer.Exit(code=1) from None
     finally:
         ledger.close()
-    if out is None:
-        typer.echo(xml.decode())
+    if format == "json":
+        text = json.dumps(statement_json(found), indent=2) + "\n"
+        data = text.encode()
     else:
-        out.write_bytes(xml)
+        servicer = load_network(network).settlement_agents.get(state.account.currency)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        data = statement_camt_053(found, now=now, servicer_bic=servicer)
+        text = data.decode()
+    if out is None:
+        typer.echo(text, nl=format != "json")
+    else:
+        out.write_bytes(data)

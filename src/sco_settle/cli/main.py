@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sco_settle.domain.account_key import AccountKey, AccountKeyError
 from sco_settle.domain.money import format_minor_amount
 from sco_settle.ledger import BatchTooLargeError, Ledger
 from sco_settle.ledger.invariants import verify as verify_store
@@ -258,12 +259,22 @@ def _open_postgres_for_audit(dsn: str, schema: str) -> tuple[Store, SqlPaymentRe
         raise
 
 
+def _network_key(ref: str) -> AccountKey | None:
+    """The account key in an account's ``ref`` (None: not a network account)."""
+    try:
+        return AccountKey.parse(ref)
+    except AccountKeyError:
+        return None
+
+
 def _audit_payments(records: PaymentRecords, store: Store) -> AuditReport:
     """The payment audit: every record against the ledger, every payment chain against a record."""
     from sco_settle.payments import recovery
 
     index = recovery.holder_index(
-        (stored.account.ref, stored.account.id) for stored in store.load_accounts()
+        (key, stored.account.id)
+        for stored in store.load_accounts()
+        if (key := _network_key(stored.account.ref)) is not None
     )
     return recovery.audit(
         records.records(),

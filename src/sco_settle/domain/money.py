@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from functools import cache
 
 import iso4217
@@ -109,3 +110,28 @@ def format_minor_amount(minor: int, currency_code: str) -> str:
     minor_units = currency(currency_code).minor_units
     value = Decimal(minor).scaleb(-minor_units)
     return f"{value:.{minor_units}f}"
+
+
+RATE_DIGITS = 11  # ISO 20022 ``BaseOneRate``: at most 11 digits, 10 of them fractional
+
+
+def applied_rate(
+    sent_minor: int, sent_currency: str, delivered_minor: int, delivered_currency: str
+) -> Decimal:
+    """The rate a payment was settled at: units of ``delivered_currency`` per unit of
+    ``sent_currency`` (major units), ``delivered / sent``, rounded half-even to the 11
+    significant digits an ISO 20022 exchange rate carries (with at most 10 after the point).
+    The amounts are exact; the rate is what they imply, for reporting only."""
+    if sent_minor <= 0 or delivered_minor < 0:
+        raise AmountError(f"no rate for {sent_minor} sent and {delivered_minor} delivered")
+    scale = currency(sent_currency).minor_units - currency(delivered_currency).minor_units
+    ratio = Fraction(delivered_minor, sent_minor) * Fraction(10) ** scale
+    if ratio == 0:
+        return Decimal(0)
+    whole_digits = max(len(str(int(ratio))), 1) if ratio >= 1 else 1
+    places = min(max(RATE_DIGITS - whole_digits, 0), RATE_DIGITS - 1)
+    quantum = Fraction(1, 10**places)
+    units = ratio / quantum
+    rounded = round(units)  # Fraction.__round__ rounds half to even
+    rate = Decimal(rounded).scaleb(-places).normalize()
+    return rate.quantize(Decimal(1)) if rate.as_tuple().exponent > 0 else rate  # type: ignore[operator]

@@ -10,41 +10,49 @@ Mapping of a credit transfer (pacs.008 / pacs.009) to a payment:
   else the interbank settlement amount; the creditor receives the settlement currency. SCO Settle
   converts itself (payment-versus-payment), so a sender's ``XchgRate`` is informational.
 
-Status per transaction: settled -> ACSC, queued -> PDNG (reason AM04 or cycle), rejected -> RJCT
-with the pipeline's reason. A message that cannot be read at all (unsafe, malformed, invalid
-against its schema, unsupported) is answered by a group-level RJCT with reason FF01 and the
-first error in ``AddtlInf``.
+Status per transaction (``payment_status``, built by ``replies.transaction_status`` like every
+other ``TxInfAndSts``): settled -> ACSC with the amounts that moved (``OrgnlTxRef``) and, across
+currencies, the applied rate; queued -> PDNG (reason AM04 or cycle); rejected -> RJCT with the
+pipeline's reason. A message that cannot be read at all (unsafe, malformed, invalid against its
+schema, unsupported) is answered by a group-level RJCT with reason FF01 and the first error in
+``AddtlInf``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from decimal import Decimal
 
 from lxml import etree
 
-from sco_settle.domain.transfer import TransferFlags
-from sco_settle.ledger import Ledger
+from sco_settle.domain.money import applied_rate
 from sco_settle.messaging.iso20022 import (
     Agent,
     CreditTransfer,
     CreditTransferMessage,
-    Entry,
     MessageRejectedError,
     OriginalGroupStatus,
     PaymentReturn,
     PaymentReturnMessage,
     ReasonInfo,
+    StatusCode,
     StatusReport,
+    TransactionRejection,
     TransactionStatus,
-    build_account_statement,
     read_message,
-    write_cash_report,
     write_status_report,
 )
-from sco_settle.messaging.iso20022.replies import STATUS_REPORT_FOR, split_additional_info
+from sco_settle.messaging.iso20022.replies import (
+    STATUS_REPORT_FOR,
+    group_rejection_status,
+    rejection_reasons,
+    split_additional_info,
+    transaction_status,
+)
 from sco_settle.payments.engine import PaymentEngine
 from sco_settle.payments.model import (
+    AmountType,
     Party,
     Payment,
     PaymentOutcome,
@@ -53,8 +61,6 @@ from sco_settle.payments.model import (
 )
 
 PACS_002_DEFAULT = "pacs.002.001.10"
-_VOID = int(TransferFlags.VOID_PENDING)
-_PENDING = int(TransferFlags.PENDING)
 
 
 def agent_bic(agent: Agent | None) -> str | None:
@@ -72,23 +78,52 @@ def payment_from_credit_transfer(item: CreditTransfer) -> Payment:
     # Scoped by the sending agent: another bank reusing an id (even a UETR) must never be
     # answered with this bank's outcome.
     payment_id = f"{debtor_agent}:{reference}"
-    amount, currency = item.settlement_amount_minor, item.settlement_currency
+    # The creditor agent receives ``IntrBkSttlmAmt`` exactly; the debtor agent pays in the
+    # currency of ``InstdAmt`` (when stated) what that costs, and ``InstdAmt`` / ``XchgRate``
+    # are checked against it (AM09), never settled instead of it.
+    currency = item.settlement_currency
+    instructed = 0
     if item.instructed_amount_minor is not None and item.instructed_currency:
-        amount, currency = item.instructed_amount_minor, item.instructed_currency
+        currency, instructed = item.instructed_currency, item.instructed_amount_minor
+    rate = item.exchange_rate
+    settle_from, settle_till = value_day(item.settlement_date)
     return Payment(
         payment_id=payment_id,
         debtor_agent=debtor_agent,
         creditor_agent=creditor_agent,
-        amount_minor=amount,
+        amount_minor=item.settlement_amount_minor,
         currency=currency,
         creditor_currency=item.settlement_currency,
+        amount_type=AmountType.RECEIVE,
+        instructed_minor=instructed,
+        exchange_rate=str(rate) if rate is not None and rate.is_finite() and rate > 0 else "",
         debtor=_party(item.debtor, item.debtor_account),
         creditor=_party(item.creditor, item.creditor_account),
         end_to_end_id=item.end_to_end_id,
         uetr=item.uetr or "",
         remittance_info=" ".join(item.remittance_lines)[:140],
-        priority=Priority.NORMAL,
+        priority=_URGENCY.get(item.settlement_priority or "", Priority.NORMAL),
+        settle_from=settle_from,
+        settle_till=settle_till,
     )
+
+
+# ``SttlmPrty`` / ``InstrPrty`` to the queue's priority: urgent and high before normal.
+_URGENCY = {"URGT": Priority.URGENT, "HIGH": Priority.URGENT, "NORM": Priority.NORMAL}
+_NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def value_day(date: dt.date | None) -> tuple[int, int]:
+    """``IntrBkSttlmDt`` as the times a payment may settle (ledger ns, UTC days; (0, 0): no
+    date): from that day's start until its end. A future date waits in the warehouse until
+    its day; a past one is refused (DT01); one not settled by its day's end is rejected (TM01).
+    The operating day is the UTC calendar day: an assumption until the network's calendars
+    and cut-off times (per currency, in its central bank's time zone) are modelled."""
+    if date is None:
+        return 0, 0
+    start = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
+    first = int(start.timestamp()) * 1_000_000_000
+    return first, first + _NS_PER_DAY
 
 
 def _party(party: object, account: object) -> Party:
@@ -167,23 +202,14 @@ def _return_report(
 ) -> StatusReport:
     """Each pacs.004 transaction returns the original payment it names (found by the original
     debtor agent and UETR or instruction id), moving the money back: ACSC, or RJCT with why."""
+    sender = Agent(bicfi=sender_bic)
     transactions = []
     for item in message.items:
         if isinstance(item, PaymentReturn):
             status, reasons = _return_one(item, engine, caller_bic)
-            ids = (
-                item.return_id,
-                item.original_end_to_end_id,
-                item.original_transaction_id,
-                item.original_uetr,
-            )
         else:
-            status = "RJCT"
-            reasons = (
-                ReasonInfo(code=item.reason, additional_info=split_additional_info(item.text)),
-            )
-            ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
-        transactions.append(_transaction_status(message, ids, status, reasons, sender_bic))
+            status, reasons = StatusCode.RJCT, rejection_reasons(item)
+        transactions.append(transaction_status(message, item, status, reasons, sender=sender))
     return StatusReport(
         definition=STATUS_REPORT_FOR.get(message.definition, PACS_002_DEFAULT),
         message_id=message_id,
@@ -194,7 +220,7 @@ def _return_report(
 
 def _return_one(
     item: PaymentReturn, engine: PaymentEngine, caller_bic: str | None
-) -> tuple[str, tuple[ReasonInfo, ...]]:
+) -> tuple[StatusCode, tuple[ReasonInfo, ...]]:
     reference = (
         item.original_uetr
         or item.original_instruction_id
@@ -218,16 +244,19 @@ def _return_one(
             returned_by=returned_by,
             reason=reason,
             amount=(item.returned_amount_minor, item.returned_currency),
+            return_id=item.return_id or "",
         )
-        if answer.accepted:
-            return "ACSC", ()
-        assert answer.reason is not None
-        return "RJCT", (
-            ReasonInfo(
-                code=answer.reason.value, additional_info=split_additional_info(answer.reason_text)
-            ),
-        )
-    return "RJCT", (ReasonInfo(code="NARR", additional_info=("original payment not found",)),)
+        if not answer.accepted:
+            assert answer.reason is not None
+            return _rejected(answer.reason.value, answer.reason_text)
+        # The return is a payment back: settled (ACSC) or waiting for liquidity (PDNG).
+        back = answer.payment
+        if back is not None and back.status is PaymentStatus.QUEUED:
+            code = back.reason.value if back.reason else "NARR"
+            info = split_additional_info(back.reason_text) if back.reason_text else ()
+            return StatusCode.PDNG, (ReasonInfo(code=code, additional_info=info),)
+        return StatusCode.ACSC, ()
+    return _rejected("NARR", "original payment not found")
 
 
 def _status_report(
@@ -253,82 +282,98 @@ def _status_report(
     if message.group_rejection is None and accepted:
         results = engine.submit_many([payment for _, payment in accepted])
         outcomes = {index: outcome for (index, _), outcome in zip(accepted, results, strict=True)}
+    sender = Agent(bicfi=sender_bic)
     transactions = []
     for index, item in enumerate(message.items):
-        ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
-        if index in foreign:
+        if isinstance(item, TransactionRejection):
+            status, reasons = StatusCode.RJCT, rejection_reasons(item)
+        elif index in foreign:
             status, reasons = _forbidden(f"the debtor agent must be the sender {caller_bic}")
-        elif isinstance(item, CreditTransfer) and index in outcomes:
-            status, reasons = _status_of(outcomes[index])
-        elif isinstance(item, CreditTransfer):
-            status, reasons = "RJCT", (ReasonInfo(code=message.group_rejection.reason),)  # type: ignore[union-attr]
-        else:
-            status = "RJCT"
-            reasons = (
-                ReasonInfo(code=item.reason, additional_info=split_additional_info(item.text)),
+        elif index in outcomes:
+            transactions.append(
+                payment_status(message, item, payments[index], outcomes[index], sender=sender)
             )
-        transactions.append(_transaction_status(message, ids, status, reasons, sender_bic))
-    groups: tuple[OriginalGroupStatus, ...] = ()
-    if message.group_rejection is not None:
-        groups = (
-            OriginalGroupStatus(
-                original_message_id=message.message_id,
-                original_definition=message.definition,
-                original_created_at=message.created_at,
-                original_number_of_transactions=message.number_of_transactions,
-                group_status="RJCT",
-                reasons=(
-                    ReasonInfo(
-                        code=message.group_rejection.reason,
-                        additional_info=split_additional_info(message.group_rejection.text),
-                    ),
-                ),
-            ),
-        )
+            continue
+        else:
+            assert message.group_rejection is not None
+            status, reasons = StatusCode.RJCT, (ReasonInfo(code=message.group_rejection.reason),)
+        transactions.append(transaction_status(message, item, status, reasons, sender=sender))
+    group = group_rejection_status(message)
     return StatusReport(
         definition=STATUS_REPORT_FOR.get(message.definition, PACS_002_DEFAULT),
         message_id=message_id,
         created_at=now,
-        original_groups=groups,
+        original_groups=(group,) if group is not None else (),
         transactions=tuple(transactions),
     )
 
 
-def _forbidden(text: str) -> tuple[str, tuple[ReasonInfo, ...]]:
-    return "RJCT", (ReasonInfo(code="AG01", additional_info=split_additional_info(text)),)
+def _rejected(code: str, text: str = "") -> tuple[StatusCode, tuple[ReasonInfo, ...]]:
+    return StatusCode.RJCT, (ReasonInfo(code=code, additional_info=split_additional_info(text)),)
 
 
-def _transaction_status(
-    message: CreditTransferMessage | PaymentReturnMessage,
-    ids: tuple[str | None, str | None, str | None, str | None],
-    status: str,
-    reasons: tuple[ReasonInfo, ...],
-    sender_bic: str,
+def _forbidden(text: str) -> tuple[StatusCode, tuple[ReasonInfo, ...]]:
+    return _rejected("AG01", text)
+
+
+def payment_status(
+    message: CreditTransferMessage,
+    item: CreditTransfer,
+    payment: Payment,
+    outcome: PaymentOutcome,
+    *,
+    sender: Agent,
 ) -> TransactionStatus:
-    """``TxInfAndSts`` for one original transaction; ``ids`` = (instruction, end-to-end,
-    transaction, UETR) of the original."""
-    return TransactionStatus(
-        status=status,
-        reasons=reasons,
-        original_message_id=message.message_id,
-        original_definition=message.definition,
-        original_instruction_id=ids[0],
-        original_end_to_end_id=ids[1],
-        original_transaction_id=ids[2],
-        original_uetr=ids[3],
-        instructing_agent=Agent(bicfi=sender_bic),
+    """The ``TxInfAndSts`` of a credit transfer from its payment's outcome.
+
+    Settled: ACSC, with the amounts that moved in ``OrgnlTxRef`` (``IntrBkSttlmAmt``: delivered
+    to the creditor agent, in the creditor currency; ``Amt/InstdAmt``: debited from the debtor
+    agent, in the payment's currency, when known) and, across currencies, the applied rate in
+    ``StsRsnInf/AddtlInf`` ("applied rate 0.0141 CNY per KZT"). Queued: PDNG with the reason it
+    waits. Anything else: RJCT with the pipeline's reason (NARR if none).
+    """
+    code = outcome.reason.value if outcome.reason else "NARR"
+    info = split_additional_info(outcome.reason_text) if outcome.reason_text else ()
+    if outcome.status is PaymentStatus.QUEUED:
+        pending = (ReasonInfo(code=code, additional_info=info),)
+        return transaction_status(message, item, StatusCode.PDNG, pending, sender=sender)
+    if outcome.status is PaymentStatus.CANCELLED:
+        cancelled = (ReasonInfo(additional_info=info),)
+        return transaction_status(message, item, StatusCode.CANC, cancelled, sender=sender)
+    if outcome.status is not PaymentStatus.SETTLED:
+        rejected = (ReasonInfo(code=code, additional_info=info),)
+        return transaction_status(message, item, StatusCode.RJCT, rejected, sender=sender)
+    delivered, sent = outcome.amount_delivered_minor, outcome.amount_sent_minor
+    rate = applied_rate_of(payment, outcome)
+    reasons: tuple[ReasonInfo, ...] = ()
+    if rate is not None:
+        text = f"applied rate {rate:f} {payment.creditor_currency} per {payment.currency}"
+        reasons = (ReasonInfo(additional_info=(text,)),)
+    return transaction_status(
+        message,
+        item,
+        StatusCode.ACSC,
+        reasons,
+        sender=sender,
+        settled=(delivered, payment.creditor_currency) if delivered > 0 else None,
+        instructed=(sent, payment.currency) if sent > 0 else None,
     )
 
 
-def _status_of(outcome: PaymentOutcome) -> tuple[str, tuple[ReasonInfo, ...]]:
-    if outcome.status is PaymentStatus.SETTLED:
-        return "ACSC", ()
-    info = split_additional_info(outcome.reason_text) if outcome.reason_text else ()
-    if outcome.status is PaymentStatus.QUEUED:
-        code = outcome.reason.value if outcome.reason else "NARR"
-        return "PDNG", (ReasonInfo(code=code, additional_info=info),)
-    code = outcome.reason.value if outcome.reason else "NARR"
-    return "RJCT", (ReasonInfo(code=code, additional_info=info),)
+def applied_rate_of(payment: Payment, outcome: PaymentOutcome) -> Decimal | None:
+    """The rate a payment settled at (units of the creditor currency per unit of the payment's
+    currency), for the pacs.002 and the API's JSON alike: None unless the payment settled (or
+    was returned after settling) across two currencies with both amounts known."""
+    if not outcome.settled_amounts or payment.currency == payment.creditor_currency:
+        return None
+    if outcome.amount_sent_minor <= 0 or outcome.amount_delivered_minor <= 0:
+        return None
+    return applied_rate(
+        outcome.amount_sent_minor,
+        payment.currency,
+        outcome.amount_delivered_minor,
+        payment.creditor_currency,
+    )
 
 
 def _group_rejection(
@@ -388,65 +433,3 @@ def _best_effort_ids(data: bytes) -> tuple[str, str]:
 def _reply_id(data: bytes, now: dt.datetime) -> str:
     digest = hashlib.blake2b(data, digest_size=8).hexdigest().upper()
     return f"SCOS{now:%Y%m%d}{digest}"[:35]
-
-
-def statement(
-    ledger: Ledger,
-    account_id: int,
-    day: dt.date,
-    *,
-    now: dt.datetime,
-    servicer_bic: str | None = None,
-) -> bytes:
-    """A camt.053 for one account and one UTC day: booked (posted) entries only; opening and
-    closing balances (credits minus debits, posted) agree with the ledger at those instants."""
-    state = ledger.lookup_account(account_id)
-    if state is None:
-        raise KeyError(f"no account {account_id}")
-    start = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 10**9
-    end = start + 86_400 * 10**9 - 1
-    opening = 0
-    entries: list[Entry] = []
-    cursor = 0
-    while True:
-        page = ledger.get_account_transfers(
-            account_id, timestamp_min=cursor, timestamp_max=end, limit=10_000
-        )
-        for transfer in page:
-            if transfer.flags & (_PENDING | _VOID):
-                continue  # Reservations and their release are not bookings.
-            signed = transfer.amount if transfer.credit_account == account_id else -transfer.amount
-            if transfer.timestamp < start:
-                opening += signed
-                continue
-            entries.append(
-                Entry(
-                    amount_minor=transfer.amount,
-                    currency=transfer.currency,
-                    credit_debit="CRDT" if signed > 0 else "DBIT",
-                    booked_at=dt.datetime.fromtimestamp(transfer.timestamp // 10**9, dt.UTC),
-                    value_at=day,
-                    entry_reference=str(transfer.id)[-35:],
-                    account_servicer_reference=(transfer.ref or str(transfer.id))[:35],
-                )
-            )
-        if len(page) < 10_000:
-            break
-        cursor = page[-1].timestamp + 1
-    closing = opening + sum(
-        e.amount_minor if e.credit_debit == "CRDT" else -e.amount_minor for e in entries
-    )
-    message = build_account_statement(
-        message_id=f"SCOSSTMT{day:%Y%m%d}{account_id % 10**12:012d}"[:35],
-        created_at=now,
-        statement_id=f"{account_id}-{day:%Y%m%d}"[-35:],
-        account_id=state.account.ref.replace(":", "-")[:34] or str(account_id)[:34],
-        currency=state.currency,
-        statement_date=day,
-        opening_balance_minor=opening,
-        closing_balance_minor=closing,
-        entries=entries,
-        owner_bic=state.account.participant,
-        servicer_bic=servicer_bic,
-    )
-    return write_cash_report(message)

@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from sco_settle.domain.account import Account, AccountFlags, AccountKind
+from sco_settle.domain.account_key import AccountKey, AccountKeyKind
 from sco_settle.domain.ids import ID_MAX
 from sco_settle.domain.money import AMOUNT_MAX, currency
 from sco_settle.domain.participants import (
@@ -77,44 +78,30 @@ Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 
 
-def account_id_for_key(key: str) -> int:
+def account_id_for_key(key: AccountKey | str) -> int:
     """A deterministic 128-bit account (or transfer) id for a stable textual key.
 
-    The id is the big-endian BLAKE2b-128 digest of the UTF-8 key. The two reserved ids (0 and
-    2**128-1) are skipped by rehashing with a counter suffix; the chance of ever needing that is
-    2**-127, but the ledger must never see a reserved id.
+    The id is the big-endian BLAKE2b-128 digest of the UTF-8 key (of an ``AccountKey``'s text
+    form). The two reserved ids (0 and 2**128-1) are skipped by rehashing with a counter suffix;
+    the chance of ever needing that is 2**-127, but the ledger must never see a reserved id.
     """
-    assert isinstance(key, str) and key, key
-    candidate = key
+    text = str(key) if isinstance(key, AccountKey) else key
+    assert isinstance(text, str) and text, key
+    candidate = text
     for attempt in range(1, 16):
         digest = hashlib.blake2b(candidate.encode("utf-8"), digest_size=16).digest()
         number = int.from_bytes(digest, "big")
         if 0 < number < ID_MAX:
             return number
-        candidate = f"{key}#{attempt}"
-    raise AssertionError(f"no usable id for key {key!r}")  # pragma: no cover
+        candidate = f"{text}#{attempt}"
+    raise AssertionError(f"no usable id for key {text!r}")  # pragma: no cover
 
 
-# Account keys: the stable text from which each account's id and ``ref`` are made.
+# Account keys (``domain.account_key``): the stable text from which each account's id and ``ref``
+# are made. An opening transfer's id is made from its account's key the same way.
 
 
-def settlement_key(bic: str, currency_code: str) -> str:
-    return f"settlement:{bic}:{currency_code}"
-
-
-def issuance_key(bic: str, currency_code: str) -> str:
-    return f"issuance:{bic}:{currency_code}"
-
-
-def vostro_key(holder_bic: str, owner_bic: str, currency_code: str) -> str:
-    return f"vostro:{holder_bic}:{owner_bic}:{currency_code}"
-
-
-def swap_line_key(drawer_bic: str, provider_bic: str, currency_code: str) -> str:
-    return f"swap-line:{drawer_bic}:{provider_bic}:{currency_code}"
-
-
-def opening_transfer_key(account_key: str) -> str:
+def opening_transfer_key(account_key: AccountKey) -> str:
     return f"opening:{account_key}"
 
 
@@ -324,8 +311,8 @@ class CorrespondentLink(_Entry):
     note: Text | None = None
 
     @property
-    def key(self) -> str:
-        return vostro_key(self.holder, self.owner, self.currency)
+    def key(self) -> AccountKey:
+        return AccountKey.vostro(self.holder, self.owner, self.currency)
 
 
 class SwapLine(_Entry):
@@ -427,19 +414,19 @@ class Network(_Entry):
     # Ledger view.
 
     @cached_property
-    def accounts_by_key(self) -> Mapping[str, Account]:
+    def accounts_by_key(self) -> Mapping[AccountKey, Account]:
         derived = list(_derive_accounts(self))
-        accounts = {account.ref: account for account in derived}
+        accounts = dict(derived)
         # The validator proved keys unique; ids are hashes of keys, so they must be unique too.
         assert len(accounts) == len(derived), "duplicate account keys"
-        assert len({account.id for account in derived}) == len(derived), "account id collision"
+        assert len({account.id for _, account in derived}) == len(derived), "account id collision"
         return MappingProxyType(accounts)
 
     def ledger_accounts(self) -> list[Account]:
         """Every account the network implies, in file order; ids are derived from the keys."""
         return list(self.accounts_by_key.values())
 
-    def opening_balances(self) -> list[tuple[str, int]]:
+    def opening_balances(self) -> list[tuple[AccountKey, int]]:
         """(account key, amount in minor units) for every funded account, in file order."""
         return list(_opening_balances(self))
 
@@ -449,7 +436,7 @@ class Network(_Entry):
         for key, amount in self.opening_balances():
             credit = self.accounts_by_key[key]
             agent = self.currency_settlement_agent(credit.currency)
-            debit = self.accounts_by_key[issuance_key(agent, credit.currency)]
+            debit = self.accounts_by_key[AccountKey.issuance(agent, credit.currency)]
             assert debit.currency == credit.currency, (debit, credit)
             transfers.append(
                 Transfer(
@@ -477,60 +464,61 @@ def _settlement_agents(network: Network) -> dict[str, str]:
 # resolves, so these functions assert instead of reporting.
 
 
-def _derive_accounts(network: Network) -> Iterator[Account]:
+def _derive_accounts(network: Network) -> Iterator[tuple[AccountKey, Account]]:
     constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
     for entry in network.participants:
         home = network.home_currency(entry.bic)
         if entry.kind is ParticipantKind.CENTRAL_BANK:
             # The issuance account is unconstrained: it goes negative by exactly the amount of the
             # currency in circulation inside the network.
-            yield _account(issuance_key(entry.bic, home), entry.bic, home, AccountKind.ISSUANCE, 0)
-        yield _account(
-            settlement_key(entry.bic, home), entry.bic, home, AccountKind.SETTLEMENT, constrained
-        )
+            yield _account(AccountKey.issuance(entry.bic, home), AccountKind.ISSUANCE, 0)
+        settlement = AccountKey.settlement(entry.bic, home)
+        yield _account(settlement, AccountKind.SETTLEMENT, constrained)
         for opened in entry.accounts:
             key = _opened_key(entry.bic, opened)
-            if key != settlement_key(entry.bic, home):
-                yield _account(key, entry.bic, opened.currency, opened.kind, constrained)
+            if key != settlement:
+                yield _account(key, opened.kind, constrained)
     for link in network.correspondent_links:
         limit = minor_units_of(link.credit_limit, link.currency)
-        yield _account(link.key, link.owner, link.currency, AccountKind.VOSTRO, constrained, limit)
+        yield _account(link.key, AccountKind.VOSTRO, constrained, limit)
     for line in network.swap_lines:
         yield from _swap_line_accounts(network, line)
 
 
-def _swap_line_accounts(network: Network, line: SwapLine) -> Iterator[Account]:
+def _swap_line_accounts(network: Network, line: SwapLine) -> Iterator[tuple[AccountKey, Account]]:
     """Each side may draw the other's currency up to the agreed size (0 where it is unknown)."""
     constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
     first, second = line.central_banks
     for drawer, provider in ((second, first), (first, second)):
         drawn = network.home_currency(provider)
         limit = line.size_minor(drawn) or 0
-        key = swap_line_key(drawer, provider, drawn)
-        yield _account(key, drawer, drawn, AccountKind.SWAP_LINE, constrained, limit)
+        key = AccountKey.swap_line(drawer, provider, drawn)
+        yield _account(key, AccountKind.SWAP_LINE, constrained, limit)
 
 
 def _account(
-    key: str, bic: str, currency_code: str, kind: AccountKind, flags: int, limit: int = 0
-) -> Account:
+    key: AccountKey, kind: AccountKind, flags: int, limit: int = 0
+) -> tuple[AccountKey, Account]:
+    """``key`` and the ledger account it names: its owner's, in its currency."""
     assert limit >= 0, (key, limit)
-    return Account(
+    return key, Account(
         id=account_id_for_key(key),
-        participant=bic,
-        currency=currency_code,
+        participant=key.owner,
+        currency=key.currency,
         kind=kind.value,
         flags=flags,
         credit_limit=limit,
         code=NETWORK_ACCOUNT_CODE,
-        ref=key,
+        ref=str(key),
     )
 
 
-def _opened_key(bic: str, opened: AccountEntry) -> str:
-    return f"{opened.kind.value}:{bic}:{opened.currency}"
+def _opened_key(bic: str, opened: AccountEntry) -> AccountKey:
+    # Openable kinds (settlement, liquidity, fee) are key kinds of the same name.
+    return AccountKey(AccountKeyKind(opened.kind.value), bic, opened.currency)
 
 
-def _opening_balances(network: Network) -> Iterator[tuple[str, int]]:
+def _opening_balances(network: Network) -> Iterator[tuple[AccountKey, int]]:
     for entry in network.participants:
         for opened in entry.accounts:
             if opened.opening_balance is not None:
@@ -669,7 +657,7 @@ def _synthetic_bic_problems(entry: ParticipantEntry, loc: Loc) -> Iterator[Probl
 def _account_problems(network: Network) -> Iterator[Problem]:
     countries = {c.code: c for c in network.countries}
     agents = _settlement_agents(network)
-    keys: set[str] = set()
+    keys: set[AccountKey] = set()
     for index, entry in enumerate(network.participants):
         if entry.country not in countries:
             continue  # Reported by _participant_problems.
@@ -702,7 +690,7 @@ def _link_problems(network: Network) -> Iterator[Problem]:
     by_bic = {p.bic: p for p in network.participants}
     agents = _settlement_agents(network)
     home_currencies = {c.code: c.currency for c in network.countries}
-    seen: set[str] = set()
+    seen: set[AccountKey] = set()
     for index, link in enumerate(network.correspondent_links):
         loc: Loc = ("correspondent_links", index)
         label = link_label(link.holder, link.owner, link.currency)

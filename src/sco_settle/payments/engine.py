@@ -3,12 +3,12 @@
 Invariants:
 - A payment settles through one linked chain of ledger transfers (``payments.plan``), so both
   currency legs and every hop settle together or not at all, also across a crash.
-- A payment id is applied at most once: the journal answers a resubmission with the first outcome,
-  and the chain's transfer ids are derived from the payment id, so even a payment whose journal
-  entry was lost in a crash is recognised by the ledger instead of settling twice.
+- A payment id is applied at most once: the payment records answer a resubmission with the
+  first outcome, and the chain's transfer ids are derived from the payment id, so even a payment
+  whose record was lost in a crash is recognised by the ledger instead of settling twice.
 - The queue never settles beyond available liquidity: every settlement is a ledger chain, and the
   ledger refuses any transfer that would pass an account's limit.
-- Outcomes are returned only after the ledger chain and the journal entry are durable.
+- Outcomes are returned only after the ledger chain and the payment record are durable.
 
 *When* an accepted payment settles is its settlement mode's business (``payments.modes``: the
 ``SettlementMode`` contract; ``payments.rtgs``: gross at once, else queued, and the
@@ -21,11 +21,14 @@ payments past the timeout are rejected (TM01) at the start of each cycle.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from sco_settle.domain.account import Account, AccountKind
+from sco_settle.domain.account_key import AccountKey, AccountKeyKind
+from sco_settle.domain.balances import Balances
 from sco_settle.domain.money import AMOUNT_MAX, is_currency
 from sco_settle.domain.participants import BicError, parse_bic
 from sco_settle.domain.results import CreateTransferResult as TR
@@ -33,24 +36,25 @@ from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.network import account_id_for_key
 from sco_settle.payments import recovery
+from sco_settle.payments.fx import amounts_disagree
 from sco_settle.payments.model import (
     REASON_TEXT,
+    AmountType,
     Payment,
     PaymentOutcome,
     PaymentRejected,
     PaymentStatus,
+    Priority,
     Reason,
+    RequestOutcome,
     ReturnOutcome,
 )
 from sco_settle.payments.modes import CycleReport, Entry, Mode, SettlementMode, mode_for
 from sco_settle.payments.network_view import NetworkView, Scenario
 from sco_settle.payments.plan import (
-    CODE_NETTING,
-    CODE_RETURN,
     LINKED,
     PlanError,
     plan_route,
-    return_leg_id,
 )
 from sco_settle.payments.queue import (
     EVERYTHING,
@@ -60,9 +64,17 @@ from sco_settle.payments.queue import (
     Selection,
 )
 from sco_settle.payments.records import PaymentRecords
-from sco_settle.payments.routing import ExclusionReason, Route, RouteStatus, find_routes
+from sco_settle.payments.routing import (
+    ExclusionReason,
+    Route,
+    RouteStatus,
+    find_routes,
+    find_routes_delivering,
+)
 
 NS_PER_SECOND = 1_000_000_000
+# The accounts a payer pays from: its settlement accounts and its nostros (credit lines count).
+_FUNDABLE_KINDS = frozenset({AccountKeyKind.SETTLEMENT, AccountKeyKind.VOSTRO})
 _LIQUIDITY_REASONS = frozenset(
     {
         ExclusionReason.INSUFFICIENT_BALANCE,
@@ -90,6 +102,9 @@ class EngineSettings:
     # One payer's share of the queue: beyond it, its own payments are refused (AM04), so no
     # participant can fill the queue (or slow every liquidity-saving pass) for the others.
     queue_max_per_payer: int = 5_000
+    # A timed payment waits in the warehouse at most this long before its earliest time (a
+    # value date at most this far ahead); TARGET2 warehouses up to five business days.
+    warehouse_ns_max: int = 31 * 86_400 * NS_PER_SECOND
     routes_max: int = 3
     hop_charge_minor: int = 0
     # DNS: largest net debit per (participant BIC, currency), minor units; absent = liquidity only.
@@ -161,7 +176,7 @@ class PaymentEngine:
         self,
         ledger: Ledger,
         view: NetworkView,
-        journal: PaymentRecords,
+        records: PaymentRecords,
         settings: EngineSettings = EngineSettings(),
         *,
         screen: Screen = pass_all,
@@ -169,20 +184,24 @@ class PaymentEngine:
     ) -> None:
         self.ledger = ledger
         self.view = view
-        self.journal = journal
+        self.records = records
         self.settings = settings
         self.screen = screen
         self.scenario = scenario or Scenario()
         self.stats = EngineStats()
         self.mode: SettlementMode = mode_for(settings.mode)
         self.queue = PaymentQueue()
+        # Timed payments before their ``settle_from``: waiting, but not yet in the queue (they
+        # neither settle nor hold back their payer's later payments until then).
+        self.warehouse = PaymentQueue()
         self._queue_seq = 0
         self.clearing = self._open_clearing_accounts()
-        for payment, seq in journal.queued():
-            self.queue.add(QueuedPayment(payment, seq, ledger.clock()))
+        for payment, seq in records.queued():
+            waiting = QueuedPayment(payment, seq, ledger.clock())
+            (self.warehouse if self._not_yet(payment) else self.queue).add(waiting)
             self._queue_seq = max(self._queue_seq, seq)
         self._accounts_of = recovery.holder_index(
-            (key, account.id) for key, account in view.accounts_by_key.items()
+            (key, account.id) for key, account in view.accounts.items()
         )
         self._issuance_ids: dict[str, tuple[int, ...]] = _issuance_accounts(view)
         self._credit_line_max: dict[str, int] = {}
@@ -195,7 +214,7 @@ class PaymentEngine:
         return self.submit_many([payment])[0]
 
     def submit_many(self, payments: Sequence[Payment]) -> list[PaymentOutcome]:
-        """Take a batch of payments through their life; one durable journal write per batch.
+        """Take a batch of payments through their life; one durable record write per batch.
 
         RTGS: every accepted payment is routed and planned first, then all their chains go to
         the ledger together (one durable commit per 8,190 transfers, each chain still all or
@@ -207,7 +226,8 @@ class PaymentEngine:
         first_index: dict[str, int] = {}
         duplicates: list[tuple[int, int]] = []
         planned: list[tuple[int, Payment, list, list[Route], list[Transfer]]] = []
-        seen = self.journal.get_many([payment.payment_id for payment in payments])
+        released = self._release_due()
+        seen = self.records.get_many([payment.payment_id for payment in payments])
         for index, payment in enumerate(payments):
             if payment.payment_id in first_index:
                 duplicates.append((index, first_index[payment.payment_id]))
@@ -221,6 +241,11 @@ class PaymentEngine:
             events_of[index] = events
             try:
                 self._accept(payment, events)
+                if self._not_yet(payment):
+                    outcomes[index] = self.enqueue(
+                        payment, events, reason=None, text=_warehoused_text(payment)
+                    )
+                    continue
                 held = self.mode.on_accepted(self, payment, events)
                 if held is not None:
                     outcomes[index] = held
@@ -234,7 +259,7 @@ class PaymentEngine:
                 outcomes[index] = self.reject(payment, rejection.reason, rejection.text, events)
         # Write-ahead: a chain reaches the ledger only after its payment's intent is durable, so
         # a crash can never leave money moved without a trace of the payment (``recover``).
-        self.journal.begin([(item[1], "settle") for item in planned], self.ledger.clock())
+        self.records.begin([(item[1], "settle") for item in planned], self.ledger.clock())
         for group in _chain_groups(sorted(planned, key=lambda item: item[1].debtor_agent)):
             ready = []
             for item in group:  # A payer's earlier payment may have joined the queue since.
@@ -252,15 +277,15 @@ class PaymentEngine:
             original = outcomes[first]
             assert original is not None  # The first of the duplicates was answered above.
             outcomes[index] = replace(original, duplicate=True)
-        entries = []
+        entries = released
         for index in sorted(events_of):
             outcome = outcomes[index]
             assert outcome is not None
-            queued = self.queue.get(payments[index].payment_id)
+            queued = self._waiting(payments[index].payment_id)
             entries.append(
                 (payments[index], outcome, queued.seq if queued else None, events_of[index])
             )
-        self.journal.record(entries, self.ledger.clock())
+        self._record(entries)
         settled_any = any(o is not None and o.status is PaymentStatus.SETTLED for o in outcomes)
         self.mode.after_batch(self, settled_any)
         return outcomes  # type: ignore[return-value]
@@ -273,7 +298,7 @@ class PaymentEngine:
             return self.reject(payment, rejection.reason, rejection.text, events)
 
     def _accept(self, payment: Payment, events: list) -> None:
-        """Validate and screen, journalling each step; raise ``PaymentRejected`` to refuse."""
+        """Validate and screen, noting each step as an event; ``PaymentRejected`` refuses."""
         self._validate(payment)
         events.append((PaymentStatus.VALIDATED, ""))
         verdict = self.screen(payment)
@@ -328,7 +353,7 @@ class PaymentEngine:
         if found is None:
             return None
         first, outcome, _ = found
-        if first != payment:
+        if replace(first, priority=payment.priority) != payment:  # Priority may be changed.
             return PaymentOutcome(
                 payment.payment_id,
                 PaymentStatus.REJECTED,
@@ -345,100 +370,197 @@ class PaymentEngine:
         returned_by: str,
         reason: str,
         amount: tuple[int, str] | None = None,
+        return_id: str = "",
     ) -> ReturnOutcome:
-        """Return a settled payment (see ``_return``): the outcome, made or refused, as a value."""
-        try:
-            returned = self._return(
-                payment_id, returned_by=returned_by, reason=reason, amount=amount
-            )
-        except PaymentRejected as refusal:
-            return ReturnOutcome(payment_id, False, refusal.reason, refusal.text)
-        return ReturnOutcome(payment_id, True, payment=returned)
+        """Return (part of) a settled payment (a pacs.004): a new payment in the reverse
+        direction, from the original's creditor agent to its debtor agent, for the returned
+        amount in the currency the creditor agent received, converted at *today's* rate. It
+        is submitted like any payment (it may settle at once, queue, wait for a net cycle or be
+        refused) and its outcome is the answer.
 
-    def _return(
-        self,
-        payment_id: str,
-        *,
-        returned_by: str,
-        reason: str,
-        amount: tuple[int, str] | None,
-    ) -> PaymentOutcome:
-        """Move a settled payment's money back (a pacs.004 return): the reverse of its chain,
-        leg by leg in reverse order, as one linked chain. ``returned_by`` is the *authenticated*
-        participant asking (never a field of the message): only the payment's creditor agent may
-        return it, and for anyone else the payment does not exist (no existence oracle). A
-        second return of the same payment answers the first outcome (the ids are derived).
-        ``amount`` (minor units, currency), when the message states it, must be the whole amount
-        the creditor received: a return moves exactly what it says or nothing (AM09)."""
-        found = self.journal.get(payment_id)
+        ``returned_by`` is the *authenticated* participant asking (never a field of the
+        message): only the payment's creditor agent may return it, and for anyone else the
+        payment does not exist (no existence oracle). ``amount`` (minor units, currency) is
+        the returned amount, by default all that is left to return; returns together never
+        exceed what the creditor agent received (AM09, also once the payment is fully
+        returned). ``return_id`` (a pacs.004's ``RtrId``) makes the return's own id, so
+        resubmitting one return answers its first outcome and a second return is a new one.
+        The original is marked returned by the amount of each return that *settles*.
+        """
+        found = self.records.get(payment_id)
         if found is None or returned_by != found[0].creditor_agent:
-            raise PaymentRejected(Reason.NARR, "original payment not found")
-        payment, outcome, _ = found
-        if outcome.status is PaymentStatus.RETURNED:
-            return replace(outcome, duplicate=True)
-        if outcome.status is not PaymentStatus.SETTLED:
-            raise PaymentRejected(Reason.NARR, f"payment is {outcome.status.value}, not settled")
-        received = (outcome.amount_delivered_minor, payment.creditor_currency)
-        if amount is not None and amount != received:
-            raise PaymentRejected(
-                Reason.AM09,
-                f"a return moves the whole amount received, {received[0]} {received[1]} (minor"
-                f" units), not {amount[0]} {amount[1]}: partial returns are not supported",
+            return _refused_return(payment_id, Reason.NARR, "original payment not found")
+        original, outcome, _ = found
+        return_payment_id = f"{returned_by}:{return_id or 'return'}:{payment_id}"
+        if outcome.status not in (PaymentStatus.SETTLED, PaymentStatus.RETURNED):
+            return _refused_return(
+                payment_id, Reason.NARR, f"payment is {outcome.status.value}, not settled"
             )
-        originals = self.ledger.store.get_transfers(outcome.transfer_ids)
-        if (
-            not originals
-            or len(originals) != len(outcome.transfer_ids)
-            or any(t.code == CODE_NETTING for t in originals.values())
-        ):
-            # Net-settled payments have no chain of their own to reverse.
-            raise PaymentRejected(Reason.AG03, "returns of net-settled payments are not supported")
-        ordered = [originals[i] for i in reversed(outcome.transfer_ids)]
-        chain = [
-            Transfer(
-                return_leg_id(payment_id, position),
-                t.credit_account,
-                t.debit_account,
-                t.amount,
-                LINKED,
-                code=CODE_RETURN,
-                ref=f"return {reason}"[:140],
-            )
-            for position, t in enumerate(ordered)
-        ]
-        chain[-1] = chain[-1]._replace(flags=0)
-        self.journal.begin([(payment, "return")], self.ledger.clock())
-        results = self.ledger.create_transfers(chain)
-        if results[0] in _EXISTS and recovery.find_return(
-            payment_id, len(chain), self.ledger.store.get_transfers
-        ):  # Applied before a crash cut the record short: the ledger's chain is the truth.
-            results = [TR.OK] * len(chain)
-        if not all(r is TR.OK for r in results):
-            self.journal.drop_intents([payment_id])
-            failure = next(r for r in results if r is not TR.LINKED_EVENT_FAILED)
-            if failure in _LIMIT_RESULTS:
-                raise PaymentRejected(Reason.AM04, "the creditor side lacks funds for the return")
-            raise PaymentRejected(Reason.NARR, f"ledger refused the return: {failure}")
-        returned = replace(
-            outcome,
-            status=PaymentStatus.RETURNED,
-            reason=None,
-            reason_text=f"returned by {returned_by}: {reason}",
-            transfer_ids=outcome.transfer_ids + tuple(t.id for t in chain),
+        known = self.records.get(return_payment_id)
+        if known is None:
+            left = self._left_to_return(original, outcome)
+            wanted = amount if amount is not None else (left, original.creditor_currency)
+            problem = _return_amount_problem(original, wanted, left)
+            if problem:
+                return _refused_return(payment_id, Reason.AM09, problem)
+        else:
+            wanted = (known[0].amount_minor, known[0].currency)
+        reverse = Payment(
+            payment_id=return_payment_id,
+            debtor_agent=original.creditor_agent,
+            creditor_agent=original.debtor_agent,
+            amount_minor=wanted[0],
+            currency=original.creditor_currency,
+            creditor_currency=original.currency,
+            debtor=original.creditor,
+            creditor=original.debtor,
+            end_to_end_id=original.end_to_end_id,
+            uetr=original.uetr,
+            remittance_info=f"return of {payment_id}: {reason}"[:140],
+            priority=original.priority,
+            returns=payment_id,
         )
-        events = [(PaymentStatus.RETURNED, f"{reason}; {len(chain)} transfers reversed")]
-        self.journal.record([(payment, returned, None, events)], self.ledger.clock())
-        return returned
+        answer = self.submit(reverse)
+        if answer.status is PaymentStatus.REJECTED:
+            assert answer.reason is not None
+            return ReturnOutcome(payment_id, False, answer.reason, answer.reason_text, answer)
+        return ReturnOutcome(payment_id, True, payment=answer)
+
+    def _left_to_return(self, original: Payment, outcome: PaymentOutcome) -> int:
+        """What the creditor agent received and has not returned or begun to return."""
+        waiting = sum(
+            queued.payment.amount_minor
+            for queued in self.queue.select()
+            if queued.payment.returns == original.payment_id
+        )
+        return outcome.amount_delivered_minor - outcome.amount_returned_minor - waiting
+
+    def _with_returns(self, entries: list[Entry]) -> list[Entry]:
+        """``entries`` and, for each return among them that settled, its original marked
+        returned by that amount (fully returned: status ``returned``), to be recorded with them
+        in one transaction, so the record of a return and of its original never disagree."""
+        settled = [
+            entry
+            for entry in entries
+            if entry[0].returns
+            and entry[1].status is PaymentStatus.SETTLED
+            and not entry[1].duplicate
+        ]
+        if not settled:
+            return entries
+        originals = self.records.get_many(list({entry[0].returns for entry in settled}))
+        updated: dict[str, tuple[Payment, PaymentOutcome, list]] = {}
+        for payment, _, _, _ in settled:
+            if payment.returns not in originals:
+                continue
+            original, outcome, _ = originals[payment.returns]
+            if payment.returns in updated:
+                original, outcome, events = updated[payment.returns]
+            else:
+                events = []
+            returned = outcome.amount_returned_minor + payment.amount_minor
+            full = returned >= outcome.amount_delivered_minor
+            outcome = replace(
+                outcome,
+                status=PaymentStatus.RETURNED if full else outcome.status,
+                amount_returned_minor=returned,
+                duplicate=False,
+            )
+            events.append(
+                (
+                    PaymentStatus.RETURNED if full else outcome.status,
+                    f"{payment.amount_minor} {payment.currency} returned by {payment.payment_id}",
+                )
+            )
+            updated[payment.returns] = (original, outcome, events)
+        return [*entries, *((p, o, None, e) for p, o, e in updated.values())]
+
+    def _record(self, entries: list[Entry]) -> None:
+        if entries:
+            self.records.record(self._with_returns(entries), self.ledger.clock())
+
+    # -- waiting payments: timed, cancelled, re-prioritised ----------------------------------
+
+    def clock(self) -> int:
+        return self.ledger.clock()
+
+    def _not_yet(self, payment: Payment) -> bool:
+        return payment.settle_from > self.ledger.clock()
+
+    def _waiting(self, payment_id: str) -> QueuedPayment | None:
+        return self.queue.get(payment_id) or self.warehouse.get(payment_id)
+
+    def _release_due(self) -> list[Entry]:
+        """Move the warehoused payments whose ``settle_from`` has come into the queue, in
+        arrival order (their sequence numbers are kept); their queue wait starts now."""
+        due = [q for q in self.warehouse.select() if not self._not_yet(q.payment)]
+        entries: list[Entry] = []
+        for waiting in sorted(due, key=lambda q: q.seq):
+            self.warehouse.remove(waiting.payment.payment_id)
+            self.queue.add(QueuedPayment(waiting.payment, waiting.seq, self.ledger.clock()))
+            outcome = PaymentOutcome(
+                waiting.payment.payment_id, PaymentStatus.QUEUED, None, "released from the"
+                " warehouse: waiting for its settlement",
+            )  # fmt: skip
+            events = [(PaymentStatus.QUEUED, "settlement time reached: released")]
+            entries.append((waiting.payment, outcome, waiting.seq, events))
+        return entries
+
+    def cancel(self, payment_id: str, *, requested_by: str) -> RequestOutcome:
+        """Cancel a payment that waits (queued, held for a cycle, or warehoused): only its
+        debtor agent may (for anyone else it does not exist). A payment already final (settled,
+        rejected, returned, cancelled) is not changed: NARR with its status."""
+        found = self._own_waiting(payment_id, requested_by)
+        if isinstance(found, RequestOutcome):
+            return found
+        (self.queue if payment_id in self.queue else self.warehouse).remove(payment_id)
+        outcome = PaymentOutcome(
+            payment_id, PaymentStatus.CANCELLED, None, f"cancelled by {requested_by}"
+        )
+        self._record(
+            [(found.payment, outcome, None, [(PaymentStatus.CANCELLED, outcome.reason_text)])]
+        )
+        return RequestOutcome(payment_id, True, payment=outcome)
+
+    def reprioritise(
+        self, payment_id: str, priority: Priority, *, requested_by: str
+    ) -> RequestOutcome:
+        """Change the priority of a waiting payment (its debtor agent only). It keeps its
+        arrival order: among the payments of its new priority it stands where it arrived."""
+        found = self._own_waiting(payment_id, requested_by)
+        if isinstance(found, RequestOutcome):
+            return found
+        holder = self.queue if payment_id in self.queue else self.warehouse
+        changed = replace(found.payment, priority=priority)
+        holder.add(QueuedPayment(changed, found.seq, found.enqueued_at))  # replaces it
+        text = f"priority set to {priority.value}"
+        if holder is self.warehouse:
+            text = f"{_warehoused_text(changed)}; {text}"
+        outcome = PaymentOutcome(payment_id, PaymentStatus.QUEUED, None, text)
+        events = [(PaymentStatus.QUEUED, f"priority set to {priority.value} by {requested_by}")]
+        self._record([(changed, outcome, found.seq, events)])
+        self.mode.after_batch(self, False)
+        return RequestOutcome(payment_id, True, payment=outcome)
+
+    def _own_waiting(self, payment_id: str, requested_by: str) -> QueuedPayment | RequestOutcome:
+        waiting = self._waiting(payment_id)
+        if waiting is not None and waiting.payment.debtor_agent == requested_by:
+            return waiting
+        found = self.records.get(payment_id)
+        if found is None or found[0].debtor_agent != requested_by:
+            return RequestOutcome(payment_id, False, Reason.NARR, "payment not found", exists=False)
+        status = found[1].status.value
+        return RequestOutcome(payment_id, False, Reason.NARR, f"payment is {status}, not waiting")
 
     def run_cycle(self, selection: Selection = EVERYTHING) -> CycleReport:
         """One cycle of the settlement mode over the selected queued payments: those past the
         queue timeout are rejected (TM01), then the mode settles what it can (RTGS: the
         liquidity-saving mechanism; DNS: netting). Recorded before it returns."""
+        released = self._release_due()
         expired = self.expire_queue(selection)
         report, entries = self.mode.run_cycle(self, selection)
-        entries = expired + entries
-        if entries:
-            self.journal.record(entries, self.ledger.clock())
+        entries = released + expired + entries
+        self._record(entries)
         report.rejected += len(expired)
         self.stats.cycles += 1
         report.number = self.stats.cycles
@@ -448,7 +570,7 @@ class PaymentEngine:
     # -- the life of one payment ------------------------------------------------------------
 
     def _known(self, payment_id: str) -> PaymentOutcome | None:
-        found = self.journal.get(payment_id)
+        found = self.records.get(payment_id)
         return found[1] if found else None
 
     def _validate(self, payment: Payment) -> None:
@@ -456,11 +578,12 @@ class PaymentEngine:
             raise PaymentRejected(Reason.AM01, f"amount {payment.amount_minor} must be positive")
         if payment.amount_minor > AMOUNT_MAX:
             raise PaymentRejected(Reason.AM02)
-        ceiling = self._fundable_ceiling(payment.currency)
+        fixed = payment.fixed_currency
+        ceiling = self._fundable_ceiling(fixed)
         if ceiling is not None and payment.amount_minor > ceiling:
             raise PaymentRejected(
                 Reason.AM02,
-                f"amount exceeds all {payment.currency} in the network ({ceiling} minor units):"
+                f"amount exceeds all {fixed} in the network ({ceiling} minor units):"
                 " no payer could ever fund it",
             )
         for role, code in (
@@ -486,6 +609,20 @@ class PaymentEngine:
             and payment.currency == payment.creditor_currency
         ):
             raise PaymentRejected(Reason.AG03, "on-us payment: settle it in the bank's own books")
+        if payment.settle_till and payment.settle_till <= max(payment.settle_from, self.clock()):
+            raise PaymentRejected(
+                Reason.DT01,
+                "its latest settlement time has passed (or is not after its earliest)",
+            )
+        if payment.settle_from > self.clock() + self.settings.warehouse_ns_max:
+            raise PaymentRejected(
+                Reason.DT01,
+                "its earliest settlement time is further ahead than the warehouse keeps payments"
+                f" ({self.settings.warehouse_ns_max // (86_400 * NS_PER_SECOND)} days)",
+            )
+        disagreement = amounts_disagree(payment, self.view.rates)
+        if disagreement:
+            raise PaymentRejected(Reason.AM09, disagreement)
 
     def route(
         self, payment: Payment, *, for_cycle: bool = False, alternatives: bool = True
@@ -493,7 +630,8 @@ class PaymentEngine:
         """Routes best first; with ``alternatives=False`` only the cheapest (much faster: the
         ranked alternatives are computed only when a first attempt is refused)."""
         graph = self.view.graph(self.ledger, self.scenario, ignore_balances=for_cycle)
-        result = find_routes(
+        finder = find_routes_delivering if _delivers_fixed(payment) else find_routes
+        result = finder(
             graph,
             payment.debtor_agent,
             payment.creditor_agent,
@@ -525,6 +663,11 @@ class PaymentEngine:
         if ExclusionReason.NO_RATE in reasons:
             raise PaymentRejected(
                 Reason.AM03, f"no FX quote for {payment.currency}->{payment.creditor_currency}"
+            )
+        if ExclusionReason.AMOUNT_ROUNDS_TO_ZERO in reasons:
+            raise PaymentRejected(
+                Reason.AM01,
+                f"the amount converts to zero {payment.creditor_currency} on every route",
             )
         raise PaymentRejected(Reason.CNOR, "no route to the creditor agent")
 
@@ -570,6 +713,7 @@ class PaymentEngine:
                 payment.payment_id,
                 PaymentStatus.SETTLED,
                 amount_delivered_minor=route.amount_delivered_minor,
+                amount_sent_minor=route.legs[0].amount_minor,
                 route=nodes,
                 transfer_ids=tuple(t.id for t in chain),
                 settled_at=self.ledger.state.last_timestamp,
@@ -592,16 +736,21 @@ class PaymentEngine:
         text: str = "waiting for liquidity",
     ) -> PaymentOutcome:
         """Queue ``payment`` (within the queue's and its payer's quota, else AM04)."""
-        if len(self.queue) >= self.settings.queue_max:
+        if len(self.queue) + len(self.warehouse) >= self.settings.queue_max:
             raise PaymentRejected(Reason.AM04, "insufficient funds and the queue is full")
-        if self.queue.by_payer[payment.debtor_agent] >= self.settings.queue_max_per_payer:
+        payer = payment.debtor_agent
+        if (
+            self.queue.by_payer[payer] + self.warehouse.by_payer[payer]
+            >= self.settings.queue_max_per_payer
+        ):
             raise PaymentRejected(
                 Reason.AM04,
                 f"insufficient funds and {payment.debtor_agent} already has"
                 f" {self.settings.queue_max_per_payer} payments queued",
             )
         self._queue_seq += 1
-        self.queue.add(QueuedPayment(payment, self._queue_seq, self.ledger.clock()))
+        waiting = QueuedPayment(payment, self._queue_seq, self.ledger.clock())
+        (self.warehouse if self._not_yet(payment) else self.queue).add(waiting)
         events.append((PaymentStatus.QUEUED, text))
         return PaymentOutcome(payment.payment_id, PaymentStatus.QUEUED, reason, text)
 
@@ -622,14 +771,14 @@ class PaymentEngine:
         for account_id in ids:
             state = self.ledger.lookup_account(account_id)
             if state is not None:
-                issued += state.debits_posted - state.credits_posted
+                issued -= Balances.of(state).posted_minor
         line = self._credit_line_max.get(currency)
         if line is None:  # Credit limits are fixed when an account is opened: look once.
             line = self._credit_line_max[currency] = max(
                 (
                     state.credit_limit
-                    for key, account in self.view.accounts_by_key.items()
-                    if account.currency == currency and key.startswith(("settlement:", "vostro:"))
+                    for key, account in self.view.accounts.items()
+                    if account.currency == currency and key.kind in _FUNDABLE_KINDS
                     if (state := self.ledger.lookup_account(account.id)) is not None
                 ),
                 default=0,
@@ -673,12 +822,10 @@ class PaymentEngine:
         entries: list = []
         dropped: list[str] = []
         lookup = self.ledger.store.get_transfers
-        for payment, kind in self.journal.intents():
+        for payment, kind in self.records.intents():
             try:
                 cycle = recovery.parse_cycle_intent(kind)
-                if kind == "return":
-                    entry = self._recovered_return(payment)
-                elif cycle is not None:
+                if cycle is not None:
                     entry = self._recovered_from_cycle(payment, cycle)
                 else:
                     chain = recovery.find_chain(payment.payment_id, lookup)
@@ -711,12 +858,11 @@ class PaymentEngine:
                 continue
             events = [(PaymentStatus.SETTLED, "found in the ledger at restart")]
             entries.append(self.settled_from_queue(queued, outcome, events, "settled_from_queue"))
-        if entries:
-            self.journal.record(entries, self.ledger.clock())
+        self._record(entries)
         if dropped:
-            self.journal.drop_intents(dropped)
+            self.records.drop_intents(dropped)
         report.settled = sum(1 for e in entries if e[1].status is PaymentStatus.SETTLED)
-        report.returned = sum(1 for e in entries if e[1].status is PaymentStatus.RETURNED)
+        report.returned = sum(1 for e in entries if e[0].returns)  # returns that settled
         report.dropped = len(dropped)
         return report
 
@@ -730,32 +876,13 @@ class PaymentEngine:
         events = [(PaymentStatus.SETTLED, outcome.reason_text)]
         return self.settled_from_queue(queued, outcome, events, "settled_in_cycles")
 
-    def _recovered_return(self, payment: Payment) -> tuple | None:
-        found = self.journal.get(payment.payment_id)
-        if found is None or found[1].status is not PaymentStatus.SETTLED:
-            return None
-        outcome = found[1]
-        chain = recovery.find_return(
-            payment.payment_id, len(outcome.transfer_ids), self.ledger.store.get_transfers
-        )
-        if chain is None:
-            return None
-        returned = replace(
-            outcome,
-            status=PaymentStatus.RETURNED,
-            reason=None,
-            reason_text=f"returned by {payment.creditor_agent}: {chain[0].ref[len('return ') :]}",
-            transfer_ids=outcome.transfer_ids + tuple(t.id for t in chain),
-        )
-        return (payment, returned, None, [(PaymentStatus.RETURNED, "found in the ledger")])
-
     def audit(self) -> recovery.AuditReport:
         """Reconcile every payment record with the ledger and every payment chain in the
         ledger with a record (``sco-settle verify``)."""
         store = self.ledger.store
         return recovery.audit(
-            self.journal.records(),
-            len(self.journal.intents()),
+            self.records.records(),
+            len(self.records.intents()),
             store.get_transfers,
             store.iter_transfers(),
             self._parties,
@@ -767,10 +894,14 @@ class PaymentEngine:
         now = self.ledger.clock()
         entries: list[Entry] = []
         for queued in self.queue.select(selection):
-            if now - queued.enqueued_at >= self.settings.queue_timeout_ns:
+            till = queued.payment.settle_till
+            if now - queued.enqueued_at >= self.settings.queue_timeout_ns or 0 < till <= now:
                 self.queue.remove(queued.payment.payment_id)
                 events: list = []
-                outcome = self.reject(queued.payment, Reason.TM01, REASON_TEXT[Reason.TM01], events)
+                text = "not settled before its latest settlement time" if 0 < till <= now else ""
+                outcome = self.reject(
+                    queued.payment, Reason.TM01, text or REASON_TEXT[Reason.TM01], events
+                )
                 entries.append((queued.payment, outcome, None, events))
         return entries
 
@@ -786,18 +917,50 @@ class PaymentEngine:
         """One clearing account per currency, owned by its central bank, for LSM and DNS chains."""
         accounts = []
         for code, bank in sorted(self.view.network.settlement_agents.items()):
-            key = f"clearing:{bank}:{code}"
+            key = AccountKey.clearing(bank, code)
             accounts.append(
-                Account(account_id_for_key(key), bank, code, AccountKind.SUSPENSE.value, ref=key)
+                Account(
+                    account_id_for_key(key), bank, code, AccountKind.SUSPENSE.value, ref=str(key)
+                )
             )
         results = self.ledger.create_accounts(accounts)
         assert all(result in ("ok", "exists") for result in results), results
         return {account.currency: account.id for account in accounts}
 
 
+def _refused_return(payment_id: str, reason: Reason, text: str) -> ReturnOutcome:
+    return ReturnOutcome(
+        payment_id, False, reason, text, exists=text != "original payment not found"
+    )
+
+
+def _return_amount_problem(original: Payment, wanted: tuple[int, str], left: int) -> str:
+    """Why a return of ``wanted`` (minor units, currency) cannot be made ("" if it can)."""
+    amount, code = wanted
+    if code != original.creditor_currency:
+        return f"a return is in {original.creditor_currency}, the currency received, not {code}"
+    if left <= 0:
+        return "the payment is already fully returned (or its returns are under way)"
+    if not 0 < amount <= left:
+        return f"a return of {amount} exceeds the {left} (minor units) left to return"
+    return ""
+
+
+def _warehoused_text(payment: Payment) -> str:
+    when = dt.datetime.fromtimestamp(payment.settle_from / NS_PER_SECOND, dt.UTC)
+    return f"warehoused until {when.isoformat(timespec='seconds')}"
+
+
+def _delivers_fixed(payment: Payment) -> bool:
+    """Whether ``payment`` fixes the amount received in another currency than it is paid in."""
+    return (
+        payment.amount_type is AmountType.RECEIVE and payment.currency != payment.creditor_currency
+    )
+
+
 def _issuance_accounts(view: NetworkView) -> dict[str, tuple[int, ...]]:
     found: dict[str, list[int]] = defaultdict(list)
-    for key, account in view.accounts_by_key.items():
-        if key.startswith("issuance:"):
+    for key, account in view.accounts.items():
+        if key.kind is AccountKeyKind.ISSUANCE:
             found[account.currency].append(account.id)
     return {code: tuple(ids) for code, ids in found.items()}

@@ -25,6 +25,7 @@ from fractions import Fraction
 from typing import Any
 
 from sco_settle.domain.money import AMOUNT_MAX, currency
+from sco_settle.payments.model import AmountType, Payment
 
 
 class Rounding(enum.StrEnum):
@@ -342,3 +343,41 @@ def _floor(value: Fraction) -> int:
 
 def _ceil(value: Fraction) -> int:
     return -((-value.numerator) // value.denominator)
+
+
+# How far a fixed received amount may stray from the debtor's instructed amount converted at the
+# stated (or, absent that, the network's mid) rate: room for charges deducted on the way (ChrgBr
+# SHAR / CRED) and for the move of a rate quoted earlier. An assumption of this network, not an
+# ISO 20022 rule: ISO only says the amounts must agree with the rate.
+AMOUNT_TOLERANCE = Fraction(5, 100)
+
+
+def amounts_disagree(payment: Payment, rates: RateTable) -> str:
+    """Why ``payment``'s fixed received amount contradicts the instructed amount and rate its
+    message stated ("" when it does not, or when nothing was stated or there is no rate to
+    compare with): the received amount must be within ``AMOUNT_TOLERANCE`` of the instructed
+    amount converted at the message's rate, else at the network's best mid rate."""
+    if payment.amount_type is not AmountType.RECEIVE or payment.instructed_minor <= 0:
+        return ""
+    source, target = payment.currency, payment.creditor_currency
+    if source == target:
+        factor: Fraction | None = Fraction(1)
+        basis = "in one currency"
+    elif payment.exchange_rate:
+        scale = Fraction(10) ** (currency(target).minor_units - currency(source).minor_units)
+        factor = Fraction(Decimal(payment.exchange_rate)) * scale
+        basis = f"at the stated rate {payment.exchange_rate}"
+    else:
+        found = rates.best(source, target)
+        factor = found.mid_factor if found is not None else None
+        basis = "at the network's mid rate"
+    if factor is None:
+        return ""
+    expected = payment.instructed_minor * factor
+    if abs(payment.amount_minor - expected) <= expected * AMOUNT_TOLERANCE:
+        return ""
+    return (
+        f"received amount {payment.amount_minor} {target} disagrees with the instructed"
+        f" {payment.instructed_minor} {source} (minor units) {basis}: expected about"
+        f" {_floor(expected)} {target}"
+    )

@@ -8,17 +8,18 @@ vostro account, up to that account's balance (an FX point priced by the MARKET q
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from sco_settle.domain.account import AccountKind
+from sco_settle.domain.account import Account
+from sco_settle.domain.account_key import AccountKey, AccountKeyKind
+from sco_settle.domain.balances import Balances
 from sco_settle.domain.money import AMOUNT_MAX
 from sco_settle.ledger import Ledger
-from sco_settle.ledger.state_machine import AccountState
 from sco_settle.network import Network
 from sco_settle.payments.fx import RateTable
 from sco_settle.payments.routing import (
@@ -53,19 +54,9 @@ def load_rates(name_or_path: str | Path = "sco") -> RateTable:
     return RateTable.from_dicts(rows)
 
 
-class _Unbounded:
+def _unbounded(balances: Balances) -> Balances:
     """An account seen with ample liquidity (for routing a deferred-net-settlement payment)."""
-
-    def __init__(self, state: AccountState) -> None:
-        self.credit_limit = state.credit_limit
-        self.credits_posted = AMOUNT_MAX // 4
-        self.debits_posted = 0
-        self.debits_pending = 0
-
-
-def available(state: AccountState | _Unbounded) -> int:
-    """What the account can still pay out: credits - debits (posted and reserved) + limit."""
-    return state.credits_posted - state.debits_posted - state.debits_pending
+    return Balances(credits_posted=AMOUNT_MAX // 4, credit_limit=balances.credit_limit)
 
 
 @dataclass(frozen=True)
@@ -82,14 +73,21 @@ class NetworkView:
     def __init__(self, network: Network, rates: RateTable) -> None:
         self.network = network
         self.rates = rates
-        self.accounts_by_key = {account.ref: account for account in network.ledger_accounts()}
+        self.accounts: Mapping[AccountKey, Account] = network.accounts_by_key
+        # The same accounts by their keys' text (``Account.ref``), for callers that still name
+        # accounts by text; new code uses ``accounts``.
+        self.accounts_by_key = {str(key): account for key, account in self.accounts.items()}
         self.central_banks = frozenset(network.settlement_agents.values())
         # Compiled graphs by (scenario, ignore_balances): (generation, ledger timestamp, uses).
         self._graphs: dict[tuple[Scenario, bool], tuple[RoutingGraph, int, int, int]] = {}
         self.generation = 0
 
-    def account_id(self, key: str) -> int | None:
-        account = self.accounts_by_key.get(key)
+    def account_id(self, key: AccountKey | str) -> int | None:
+        """The ledger id of the network account ``key`` (a key or its text), None if none."""
+        if isinstance(key, AccountKey):
+            account = self.accounts.get(key)
+        else:
+            account = self.accounts_by_key.get(key)
         return account.id if account else None
 
     def graph(
@@ -130,64 +128,41 @@ class NetworkView:
         fx_points: list[FxPoint] = []
         swap_lines: list[SwapLine] = []
         agents = self.network.settlement_agents
-        for key, account in self.accounts_by_key.items():
+        for key, account in self.accounts.items():
             found = ledger.lookup_account(account.id)
             if found is None:
                 continue
-            state: AccountState | _Unbounded = found
-            if ignore_balances and not key.startswith("swap-line:"):
-                state = _Unbounded(found)
-            kind, *parts = key.split(":")
-            if kind == AccountKind.SETTLEMENT.value:
-                bic, code = parts
-                agent = agents.get(code)
-                if agent is None or agent == bic:
+            balances = Balances.of(found)
+            if ignore_balances and key.kind is not AccountKeyKind.SWAP_LINE:
+                balances = _unbounded(balances)
+            limit = balances.credit_limit
+            if key.kind is AccountKeyKind.SETTLEMENT:
+                agent = agents.get(key.currency)
+                if agent is None or agent == key.owner:
                     continue
-                balance = available(state)
-                settlement.append(
-                    SettlementAccount(
-                        bic, agent, code, max(balance, -state.credit_limit), state.credit_limit
-                    )
-                )
-            elif kind == AccountKind.VOSTRO.value:
-                servicer, holder, code = parts
-                balance = max(available(state), -state.credit_limit)
-                correspondents.append(
-                    CorrespondentAccount(holder, servicer, code, balance, state.credit_limit)
-                )
-                home = self.network.home_currency(holder)
-                if home != code:
-                    fx_points.append(
-                        FxPoint(
-                            holder,
-                            home,
-                            code,
-                            max(balance + state.credit_limit, 0),
-                            rate_provider=MARKET,
-                        )
-                    )
-                    # Foreign currency arriving on the vostro is paid out to the holder's customer
-                    # in home currency, in the holder's own books: no network liquidity needed.
-                    fx_points.append(
-                        FxPoint(holder, code, home, AMOUNT_MAX // 4, rate_provider=MARKET)
-                    )
-            elif kind == AccountKind.SWAP_LINE.value:
-                drawer, provider, code = parts
-                drawn = max(state.debits_posted + state.debits_pending - state.credits_posted, 0)
-                drawer_currency = self.network.home_currency(drawer)
-                if state.credit_limit <= 0:
+                balance = max(balances.available_minor, -limit)
+                settlement.append(SettlementAccount(key.owner, agent, key.currency, balance, limit))
+            elif key.kind is AccountKeyKind.VOSTRO:
+                correspondent, points = self._vostro_edges(key, balances)
+                correspondents.append(correspondent)
+                fx_points += points
+            elif key.kind is AccountKeyKind.SWAP_LINE:
+                assert key.counterparty is not None, key
+                if limit <= 0:
                     continue  # No agreed size in this currency: nothing can be drawn.
-                countries = {drawer[4:6], provider[4:6]}
+                drawn = balances.drawn_minor
+                countries = {key.owner[4:6], key.counterparty[4:6]}
                 if any(set(pair) == countries for pair in scenario.exhausted_swap_lines):
-                    drawn = state.credit_limit
+                    drawn = limit
+                drawer_currency = self.network.home_currency(key.owner)
                 swap_lines.append(
                     SwapLine(
-                        drawer,
+                        key.owner,
                         drawer_currency,
-                        provider,
-                        code,
-                        state.credit_limit,
-                        min(drawn, state.credit_limit),
+                        key.counterparty,
+                        key.currency,
+                        limit,
+                        min(drawn, limit),
                     )
                 )
         return RoutingGraph.build(
@@ -199,17 +174,35 @@ class NetworkView:
             corridor_cuts=scenario.corridor_cuts,
         )
 
+    def _vostro_edges(
+        self, key: AccountKey, balances: Balances
+    ) -> tuple[CorrespondentAccount, list[FxPoint]]:
+        """The vostro ``key`` (``owner``'s money on ``counterparty``'s books) as a correspondent
+        account, and the FX points it opens to its owner (none in the owner's home currency)."""
+        servicer, holder, code = key.counterparty, key.owner, key.currency
+        assert key.kind is AccountKeyKind.VOSTRO and servicer is not None, key
+        limit = balances.credit_limit
+        balance = max(balances.available_minor, -limit)
+        correspondent = CorrespondentAccount(holder, servicer, code, balance, limit)
+        home = self.network.home_currency(holder)
+        if home == code:
+            return correspondent, []
+        return correspondent, [
+            FxPoint(holder, home, code, max(balance + limit, 0), rate_provider=MARKET),
+            # Foreign currency arriving on the vostro is paid out to the holder's customer in
+            # home currency, in the holder's own books: no network liquidity needed.
+            FxPoint(holder, code, home, AMOUNT_MAX // 4, rate_provider=MARKET),
+        ]
+
 
 def swap_line_utilisation(
     view: NetworkView, ledger: Ledger
-) -> Iterable[tuple[str, str, str, int, int]]:
-    """(drawer, provider, currency, drawn, limit) for every swap-line account."""
-    for key, account in view.accounts_by_key.items():
-        if not key.startswith("swap-line:"):
+) -> Iterable[tuple[AccountKey, Balances]]:
+    """Every swap-line account with its balances: ``drawn_minor`` of ``credit_limit`` (the agreed
+    size) is drawn."""
+    for key, account in view.accounts.items():
+        if key.kind is not AccountKeyKind.SWAP_LINE:
             continue
         state = ledger.lookup_account(account.id)
-        if state is None:
-            continue
-        _, drawer, provider, code = key.split(":")
-        drawn = max(state.debits_posted + state.debits_pending - state.credits_posted, 0)
-        yield drawer, provider, code, drawn, state.credit_limit
+        if state is not None:
+            yield key, Balances.of(state)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from sco_settle.domain.account_key import AccountKey
 from sco_settle.domain.ids import ENGINE_ID_MIN, ID_MAX
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.payments.routing import EdgeKind, Leg, Route
@@ -68,14 +69,16 @@ def lsm_ids(payment_id: str) -> tuple[int, int]:
     return transfer_id_for(f"{key}:lsm:debit"), transfer_id_for(f"{key}:lsm:credit")
 
 
-AccountLookup = Callable[[str], int | None]
+AccountLookup = Callable[[AccountKey], int | None]
+# (debit account, credit account, amount in minor units, transfer code)
+Booking = tuple[AccountKey, AccountKey, int, int]
 
 
 def plan_route(
     route: Route, payment_id: str, lookup: AccountLookup, ref: str = ""
 ) -> list[Transfer]:
     """The linked chain for ``route``; ``lookup`` maps an account key to its ledger id."""
-    legs: list[tuple[str, str, int, int]] = []  # (debit key, credit key, amount, code)
+    legs: list[Booking] = []
     route_legs = route.legs
     index = 0
     while index < len(route_legs):
@@ -95,8 +98,8 @@ def plan_route(
             # Member to member through their common settlement agent: one transfer.
             legs.append(
                 (
-                    f"settlement:{source}:{currency}",
-                    f"settlement:{following.target.participant}:{currency}",
+                    AccountKey.settlement(source, currency),
+                    AccountKey.settlement(following.target.participant, currency),
                     leg.amount_minor,
                     CODE_PAYMENT,
                 )
@@ -110,7 +113,7 @@ def plan_route(
         debit, credit = lookup(debit_key), lookup(credit_key)
         if debit is None or credit is None:
             missing = debit_key if debit is None else credit_key
-            raise PlanError(f"route needs account {missing!r}, which the network does not have")
+            raise PlanError(f"route needs account '{missing}', which the network does not have")
         transfers.append(
             Transfer(
                 leg_id(payment_id, position),
@@ -129,58 +132,49 @@ def plan_route(
 
 def _leg_bookings(
     kind: EdgeKind, source: str, target: str, currency: str, leg: Leg
-) -> Sequence[tuple[str, str, int, int]]:
+) -> Sequence[Booking]:
     amount = leg.amount_minor
-    if kind is EdgeKind.SETTLEMENT_IN:
+    if kind in (EdgeKind.SETTLEMENT_IN, EdgeKind.SETTLEMENT_OUT):
         return [
             (
-                f"settlement:{source}:{currency}",
-                f"settlement:{target}:{currency}",
+                AccountKey.settlement(source, currency),
+                AccountKey.settlement(target, currency),
                 amount,
                 CODE_PAYMENT,
             )
         ]
-    if kind is EdgeKind.SETTLEMENT_OUT:
+    if kind is EdgeKind.NOSTRO_DEBIT:  # source holds money on target's books
         return [
             (
-                f"settlement:{source}:{currency}",
-                f"settlement:{target}:{currency}",
+                AccountKey.vostro(target, source, currency),
+                AccountKey.settlement(target, currency),
                 amount,
                 CODE_PAYMENT,
             )
         ]
-    if kind is EdgeKind.NOSTRO_DEBIT:
+    if kind is EdgeKind.VOSTRO_CREDIT:  # target holds money on source's books
         return [
             (
-                f"vostro:{target}:{source}:{currency}",
-                f"settlement:{target}:{currency}",
-                amount,
-                CODE_PAYMENT,
-            )
-        ]
-    if kind is EdgeKind.VOSTRO_CREDIT:
-        return [
-            (
-                f"settlement:{source}:{currency}",
-                f"vostro:{source}:{target}:{currency}",
+                AccountKey.settlement(source, currency),
+                AccountKey.vostro(source, target, currency),
                 amount,
                 CODE_PAYMENT,
             )
         ]
     if kind is EdgeKind.FX:
         return []
-    if kind is EdgeKind.SWAP_LINE:
+    if kind is EdgeKind.SWAP_LINE:  # source draws target's currency
         delivered = leg.target.currency
         return [
             (
-                f"settlement:{source}:{currency}",
-                f"swap-line:{target}:{source}:{currency}",
+                AccountKey.settlement(source, currency),
+                AccountKey.swap_line(target, source, currency),
                 amount,
                 CODE_SWAP_DRAW,
             ),
             (
-                f"swap-line:{source}:{target}:{delivered}",
-                f"settlement:{target}:{delivered}",
+                AccountKey.swap_line(source, target, delivered),
+                AccountKey.settlement(target, delivered),
                 leg.converted_minor,
                 CODE_SWAP_DRAW,
             ),

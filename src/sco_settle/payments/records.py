@@ -21,7 +21,8 @@ Guarantees (every adapter):
 - ``begin`` is durable when it returns. An intent stays until ``record`` records its payment or
   ``drop_intents`` drops it. A second ``begin`` for the same payment replaces the first.
 - A payment's instruction and ``received_at`` are those of its first record. A later record
-  replaces the outcome and the queue position, never the instruction.
+  replaces the outcome and the queue position, and of the instruction only its priority (a
+  waiting payment may be re-prioritised by its debtor agent); never anything else of it.
 - A payment's events are kept in the order they were written, across records.
 - Every payment has a ``seq``. Seqs increase in the order payments were first recorded and never
   change, so a reader paging with ``after=seq`` never misses a payment recorded later. They are
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from sco_settle.payments.model import (
+    AmountType,
     Party,
     Payment,
     PaymentOutcome,
@@ -61,7 +63,9 @@ __all__ = [
 # the events to add to its life, each (status, detail).
 RecordEntry = tuple[Payment, PaymentOutcome, int | None, list[tuple[PaymentStatus, str]]]
 
-_PAYMENT_FIELDS = tuple(field.name for field in dataclasses.fields(Payment))
+_PAYMENT_FIELDS = tuple(
+    field.name for field in dataclasses.fields(Payment) if field.name != "amount_type"
+)
 # The statuses the corridor report counts separately. Other states (routed, received, ...) are
 # counted only in the corridor's total.
 _COUNTED_STATUSES = ("settled", "queued", "rejected", "returned")
@@ -182,6 +186,8 @@ def payment_fields(payment: Payment) -> dict[str, Any]:
     fields["debtor"] = {"name": payment.debtor.name, "account": payment.debtor.account}
     fields["creditor"] = {"name": payment.creditor.name, "account": payment.creditor.account}
     fields["priority"] = payment.priority.value
+    if payment.amount_type is not AmountType.SEND:  # Older records have no such field.
+        fields["amount_type"] = payment.amount_type.value
     return fields
 
 
@@ -191,6 +197,7 @@ def payment_from_fields(fields: dict[str, Any]) -> Payment:
     data["debtor"] = Party(**data["debtor"])
     data["creditor"] = Party(**data["creditor"])
     data["priority"] = Priority(data["priority"])
+    data["amount_type"] = AmountType(data.get("amount_type", AmountType.SEND))
     return Payment(**data)
 
 

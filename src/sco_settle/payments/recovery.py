@@ -30,9 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sco_settle.domain.account_key import AccountKey, AccountKeyKind
 from sco_settle.domain.ids import is_engine_id
 from sco_settle.domain.transfer import Transfer, TransferFlags
-from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.model import AmountType, Payment, PaymentOutcome, PaymentStatus
 from sco_settle.payments.plan import (
     CODE_LSM,
     CODE_NETTING,
@@ -41,7 +42,6 @@ from sco_settle.payments.plan import (
     CODE_SWAP_DRAW,
     leg_id,
     lsm_ids,
-    return_leg_id,
 )
 from sco_settle.payments.routing import Route
 
@@ -104,17 +104,6 @@ def find_chain(payment_id: str, lookup: TransferLookup) -> FoundChain | None:
     return None
 
 
-def find_return(payment_id: str, legs: int, lookup: TransferLookup) -> tuple[Transfer, ...] | None:
-    ids = [return_leg_id(payment_id, position) for position in range(legs)]
-    found = lookup(ids)
-    if not found:
-        return None
-    chain = _prefix_chain(found, ids)
-    if chain is None or len(chain) != legs:
-        raise ForeignChain(f"payment {payment_id!r}: its return chain is broken")
-    return chain
-
-
 @dataclass(frozen=True)
 class PartyAccounts:
     """Which ledger accounts can carry a payment's first debit and last credit."""
@@ -126,18 +115,15 @@ class PartyAccounts:
 HolderIndex = Mapping[str, frozenset[int]]
 
 
-def holder_index(accounts: Iterable[tuple[str, int]]) -> HolderIndex:
+def holder_index(accounts: Iterable[tuple[AccountKey, int]]) -> HolderIndex:
     """Participant BIC -> the accounts a payment can debit or credit for it, in any currency:
     its settlement accounts and its nostros (``vostro:<servicer>:<holder>:<currency>``), from
     (account key, account id) pairs. (A debtor that converts the payment itself pays its first
     leg in the converted currency, from a nostro.)"""
     found: dict[str, set[int]] = {}
     for key, account_id in accounts:
-        parts = key.split(":")
-        if parts[0] == "settlement" and len(parts) == 3:
-            found.setdefault(parts[1], set()).add(account_id)
-        elif parts[0] == "vostro" and len(parts) == 4:
-            found.setdefault(parts[2], set()).add(account_id)
+        if key.kind in (AccountKeyKind.SETTLEMENT, AccountKeyKind.VOSTRO):
+            found.setdefault(key.owner, set()).add(account_id)
     return {holder: frozenset(ids) for holder, ids in found.items()}
 
 
@@ -150,16 +136,19 @@ def parties(index: HolderIndex, payment: Payment) -> PartyAccounts:
 
 def check_chain(payment: Payment, chain: FoundChain, parties: PartyAccounts) -> None:
     """Raise ``ForeignChain`` unless ``chain`` settles exactly ``payment``: posted payment
-    bookings; the first debits the debtor agent (the instructed amount, when it is booked in the
-    instructed currency); the last credits the creditor agent in the creditor currency."""
+    bookings; the first debits the debtor agent; the fixed amount is the first leg's (SEND) or
+    the last leg's (RECEIVE) when that leg is booked in its currency; the last credits the
+    creditor agent in the creditor currency."""
     first, last = chain.transfers[0], chain.transfers[-1]
     problems = []
     if any(transfer.flags & _PENDING for transfer in chain.transfers):
         problems.append("a leg is a pending transfer, not a posted one")
     if any(transfer.code not in PAYMENT_CODES for transfer in chain.transfers):
         problems.append("a leg is not a payment booking")
-    if first.currency in ("", payment.currency) and first.amount != payment.amount_minor:
-        problems.append(f"first leg moves {first.amount}, the payment {payment.amount_minor}")
+    fixed = last if payment.amount_type is AmountType.RECEIVE else first
+    if fixed.currency in ("", payment.fixed_currency) and fixed.amount != payment.amount_minor:
+        side = "last" if fixed is last else "first"
+        problems.append(f"{side} leg moves {fixed.amount}, the payment {payment.amount_minor}")
     if first.debit_account not in parties.debtor:
         problems.append("first leg does not debit the debtor agent")
     if last.credit_account not in parties.creditor:
@@ -180,6 +169,7 @@ def settled_outcome(payment: Payment, chain: FoundChain, route: tuple[str, ...])
     """The outcome the ledger's chain shows. When the creditor agent converted in its own
     books the delivered amount is not in the ledger: it is reported as 0, and says so."""
     own_book = converted_by_creditor(payment, chain)
+    first = chain.transfers[0]
     return PaymentOutcome(
         payment.payment_id,
         PaymentStatus.SETTLED,
@@ -188,6 +178,7 @@ def settled_outcome(payment: Payment, chain: FoundChain, route: tuple[str, ...])
         if own_book
         else "",
         amount_delivered_minor=0 if own_book else chain.amount_delivered_minor,
+        amount_sent_minor=first.amount if first.currency in ("", payment.currency) else 0,
         route=route,
         transfer_ids=chain.ids,
         settled_at=max(transfer.timestamp for transfer in chain.transfers),
@@ -212,7 +203,7 @@ class RecoveryReport:
     """What ``PaymentEngine.recover`` did at start."""
 
     settled: int = 0  # recorded settled from the chain the ledger holds
-    returned: int = 0  # recorded returned from the return chain the ledger holds
+    returned: int = 0  # returns (payments back) among those settled from the ledger
     dropped: int = 0  # intents whose chain never reached the ledger (nothing happened)
     foreign: list[str] = field(default_factory=list)  # chains that do not carry their payment
 
@@ -230,7 +221,8 @@ _CYCLE = "cycle"
 def cycle_intent(first_id: int, last_id: int, route: Route) -> str:
     """The intent of a payment about to settle in the net chain ``first_id`` .. ``last_id``."""
     nodes = " ".join(str(node) for node in route.nodes)
-    return f"{_CYCLE}:{first_id}:{last_id}:{route.amount_delivered_minor}:{nodes}"
+    amounts = f"{route.amount_delivered_minor}/{route.legs[0].amount_minor if route.legs else 0}"
+    return f"{_CYCLE}:{first_id}:{last_id}:{amounts}:{nodes}"
 
 
 @dataclass(frozen=True)
@@ -239,13 +231,15 @@ class CycleIntent:
     last_id: int
     delivered_minor: int
     route: tuple[str, ...]
+    sent_minor: int = 0
 
 
 def parse_cycle_intent(kind: str) -> CycleIntent | None:
     if not kind.startswith(f"{_CYCLE}:"):
         return None
-    _, first, last, delivered, nodes = kind.split(":", 4)
-    return CycleIntent(int(first), int(last), int(delivered), tuple(nodes.split()))
+    _, first, last, amounts, nodes = kind.split(":", 4)
+    delivered, _, sent = amounts.partition("/")  # Intents from before hold no sent amount.
+    return CycleIntent(int(first), int(last), int(delivered), tuple(nodes.split()), int(sent or 0))
 
 
 def net_settled(
@@ -260,6 +254,7 @@ def net_settled(
         PaymentStatus.SETTLED,
         reason_text=f"{NET_CYCLE_TEXT} (found in the ledger at restart)",
         amount_delivered_minor=intent.delivered_minor,
+        amount_sent_minor=intent.sent_minor,
         route=intent.route,
         transfer_ids=(intent.first_id, intent.last_id),
         settled_at=max(t.timestamp for t in found.values()),

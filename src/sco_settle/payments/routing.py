@@ -875,6 +875,163 @@ def find_routes(
     )
 
 
+def find_routes_delivering(
+    graph: RoutingGraph,
+    debtor_agent: str,
+    creditor_agent: str,
+    deliver_minor: int,
+    from_currency: str,
+    to_currency: str,
+    rates: RateTable,
+    *,
+    k: int = ROUTES_MAX_DEFAULT,
+    hop_limit: int = HOP_LIMIT_DEFAULT,
+    hop_charge_minor: int = 0,
+    exclusions_max: int = EXCLUSIONS_MAX_DEFAULT,
+    expansions_max: int = EXPANSIONS_MAX_DEFAULT,
+) -> RouteResult:
+    """Routes that deliver exactly ``deliver_minor`` of ``to_currency`` to the creditor agent
+    (a fixed received amount), each with the least ``from_currency`` the debtor must send on it.
+
+    The search runs as ``find_routes`` for an estimate of the amount sent (from the rate table),
+    then each path found is priced backwards: the least input of every converting edge whose
+    output, rounded down, covers what the rest of the path needs (``ceil(need * den / num)``).
+    Forward from that amount each converting edge delivers exactly what the next needs; what its
+    rounding gives beyond that stays with the converter (its spread), so the delivered amount is
+    exact and every currency still balances. A path that no longer fits its capacities at the
+    exact amount is dropped; when none is left the search is run once more at the exact amount
+    of the cheapest path. Results as ``find_routes``, ``routes`` best first by cost.
+    """
+    if not isinstance(deliver_minor, int) or isinstance(deliver_minor, bool):
+        return RouteResult(RouteStatus.AMOUNT_INVALID, (), (), 0, from_currency, 0)
+    if deliver_minor <= 0 or deliver_minor > AMOUNT_MAX:
+        return RouteResult(RouteStatus.AMOUNT_INVALID, (), (), 0, from_currency, 0)
+    estimate = min(_sent_estimate(rates, from_currency, to_currency, deliver_minor), AMOUNT_MAX)
+    result = RouteResult(RouteStatus.NO_FEASIBLE_ROUTE, (), (), 0, from_currency, 0)
+    for _ in range(2):
+        query = _prepare(
+            graph,
+            debtor_agent,
+            creditor_agent,
+            estimate,
+            from_currency,
+            to_currency,
+            rates,
+            hop_limit,
+            hop_charge_minor,
+        )
+        if isinstance(query, RouteStatus):
+            return RouteResult(query, (), (), 0, from_currency, 0)
+        found, exclusions, expansions, exhausted = _search(query, k, expansions_max)
+        priced = [_route_delivering(query, path, deliver_minor) for path in found]
+        routes = sorted(
+            (route for route in priced if isinstance(route, Route)),
+            key=lambda route: (route.cost_minor, route.hops),
+        )
+        excluded = [_exclusion(query, *item) for item in exclusions.values()]
+        if exhausted:
+            status = RouteStatus.EXPANSIONS_MAX_REACHED
+        else:
+            status = RouteStatus.OK if routes else RouteStatus.NO_FEASIBLE_ROUTE
+        dropped = max(len(excluded) - exclusions_max, 0)
+        result = RouteResult(
+            status, tuple(routes), tuple(excluded[:exclusions_max]), dropped, from_currency,
+            expansions,
+        )  # fmt: skip
+        exact = [amount for amount in priced if isinstance(amount, int)]
+        if routes or not exact or exact[0] == estimate:
+            return result
+        estimate = exact[0]  # The paths found do not fit at the exact amount: search at it.
+    return result
+
+
+def _sent_estimate(rates: RateTable, from_currency: str, to_currency: str, deliver: int) -> int:
+    """What sending about ``deliver`` of ``to_currency`` takes in ``from_currency``: through
+    the best direct quote, else the best chain through one other currency, else ``deliver``."""
+    if from_currency == to_currency:
+        return deliver
+    direct = rates.best(from_currency, to_currency)
+    if direct is not None:
+        return _ceil_div(deliver * direct.factor.denominator, direct.factor.numerator)
+    best: Fraction | None = None
+    for rate in rates.rates:
+        for middle in (rate.base, rate.quote):
+            if middle in (from_currency, to_currency):
+                continue
+            first = rates.best(from_currency, middle)
+            second = rates.best(middle, to_currency)
+            if first is not None and second is not None:
+                factor = first.factor * second.factor
+                best = factor if best is None or factor > best else best
+    if best is None or best == 0:
+        return deliver
+    return max(_ceil_div(deliver * best.denominator, best.numerator), 1)
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def _route_delivering(query: _Query, path: tuple[int, ...], deliver: int) -> Route | int:
+    """``path`` priced to deliver exactly ``deliver``; the least amount to send on it (an
+    int) when the path cannot carry that amount."""
+    graph, context = query.graph, query.context
+    needs = [deliver]  # What must arrive at the end of each edge, from the last edge back.
+    for edge in reversed(path):
+        factors = context.fx[edge]
+        need = needs[-1]
+        if factors:
+            num, den = factors[0], factors[1]
+            need = _ceil_div(need * den, num)
+        needs.append(need)
+    needs.reverse()  # needs[i]: what enters edge i; needs[-1] == deliver.
+    amount = needs[0]
+    if amount > AMOUNT_MAX:
+        return AMOUNT_MAX + 1
+    legs = []
+    amount_in = amount
+    for position, edge in enumerate(path):
+        step = _traverse(graph, context, edge, amount_in, amount)
+        if step.reason is not None:
+            return amount
+        spec = graph.edges[edge]
+        amount_out = needs[position + 1]
+        assert step.amount_out >= amount_out, (path, edge, step, amount_out)
+        spread = step.spread_cost
+        factors = context.fx[edge]
+        if factors and amount_out != step.amount_out:  # The converter keeps the rounding.
+            mid_num, mid_den = factors[2], factors[3]
+            spread = amount - amount * amount_out * mid_den // (amount_in * mid_num)
+        legs.append(
+            Leg(
+                source=spec.source,
+                target=spec.target,
+                kind=spec.kind,
+                amount_minor=amount_in,
+                converted_minor=amount_out,
+                fee_minor=spec.fee_minor,
+                fee_cost_minor=step.fee_cost,
+                spread_cost_minor=spread,
+                rate_provider=spec.rate_provider,
+                uses_credit=spec.balance_minor is not None and amount_out > spec.balance_minor,
+            )
+        )
+        amount_in = amount_out
+    hops = sum(graph._e_hops[edge] for edge in path)
+    fees = sum(leg.fee_cost_minor for leg in legs)
+    spread_total = sum(leg.spread_cost_minor for leg in legs)
+    hop_charges = query.hop_charge * hops
+    return Route(
+        legs=tuple(legs),
+        cost_minor=fees + spread_total + hop_charges,
+        fees_minor=fees,
+        spread_minor=spread_total,
+        hop_charges_minor=hop_charges,
+        hops=hops,
+        amount_delivered_minor=amount_in,
+    )
+
+
 class _Label(NamedTuple):
     """A partial route: where it is, what it cost, and what its future may depend on."""
 

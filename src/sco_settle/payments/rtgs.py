@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from sco_settle.domain.account_key import AccountKey, AccountKeyKind
+from sco_settle.domain.balances import Balances
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import InvariantViolation
@@ -21,7 +23,6 @@ from sco_settle.ledger.state_machine import AccountState
 from sco_settle.payments import gridlock
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.modes import CycleReport, Entry, register
-from sco_settle.payments.network_view import available
 from sco_settle.payments.plan import CODE_LSM, LINKED, lsm_ids
 from sco_settle.payments.queue import FIFO_TEXT, QueuedPayment, Selection
 
@@ -104,14 +105,16 @@ class RealTimeGross:
     def _may_have_liquidity(self, engine: PaymentEngine, payment: Payment) -> bool:
         """False only when the debtor's own settlement account surely cannot pay the amount (a
         payment out of a correspondent account is always worth a routing attempt)."""
-        key = f"settlement:{payment.debtor_agent}:{payment.currency}"
+        key = AccountKey.settlement(payment.debtor_agent, payment.currency)
         account_id = engine.view.account_id(key)
         state = engine.ledger.lookup_account(account_id) if account_id is not None else None
         if state is None:
             return True
         if (payment.debtor_agent, payment.currency) in self._holders(engine):
             return True
-        return available(state) + state.credit_limit >= payment.amount_minor
+        if payment.fixed_currency != payment.currency:
+            return True  # What a fixed received amount costs is known only on a route.
+        return Balances.of(state).headroom_minor >= payment.amount_minor
 
     def _resolve_gridlock(
         self,
@@ -139,9 +142,9 @@ class RealTimeGross:
             limits = {}
             for queued in candidates:
                 for bic in (queued.payment.debtor_agent, queued.payment.creditor_agent):
-                    state = _settlement_state(engine, bic, code)
-                    balances[bic] = available(state)
-                    limits[bic] = state.credit_limit
+                    found = Balances.of(_settlement_state(engine, bic, code))
+                    balances[bic] = found.available_minor
+                    limits[bic] = found.credit_limit
             # Two transfers per payment must fit one ledger batch: the oldest first.
             ordered = sorted(candidates, key=lambda q: q.rank)[:GRIDLOCK_PAYMENTS_MAX]
             queue = [
@@ -165,7 +168,7 @@ class RealTimeGross:
     def _domestic_accounts(self, engine: PaymentEngine, payment: Payment) -> bool:
         code = payment.currency
         return all(
-            engine.view.account_id(f"settlement:{bic}:{code}") is not None
+            engine.view.account_id(AccountKey.settlement(bic, code)) is not None
             and bic != engine.view.network.settlement_agents.get(code)
             for bic in (payment.debtor_agent, payment.creditor_agent)
         )
@@ -222,6 +225,7 @@ class RealTimeGross:
                 payment.payment_id,
                 PaymentStatus.SETTLED,
                 amount_delivered_minor=payment.amount_minor,
+                amount_sent_minor=payment.amount_minor,
                 route=(f"{payment.debtor_agent}/{code}", f"{payment.creditor_agent}/{code}"),
                 transfer_ids=(debit.id, credit.id),
                 settled_at=engine.ledger.state.last_timestamp,
@@ -235,9 +239,9 @@ class RealTimeGross:
         """(holder, currency) of every nostro: payments out of one are always worth a try."""
         if self._nostro_holders is None:
             self._nostro_holders = {
-                (key.split(":")[2], key.split(":")[3])
-                for key in engine.view.accounts_by_key
-                if key.startswith("vostro:")
+                (key.owner, key.currency)
+                for key in engine.view.accounts
+                if key.kind is AccountKeyKind.VOSTRO
             }
         return self._nostro_holders
 
@@ -248,7 +252,7 @@ register(RealTimeGross.name, RealTimeGross)
 def _settlement_state(engine: PaymentEngine, bic: str, code: str) -> AccountState:
     """``bic``'s settlement account in ``code`` (the LSM only takes payments between members
     that have one: ``_domestic_accounts``)."""
-    account_id = engine.view.account_id(f"settlement:{bic}:{code}")
+    account_id = engine.view.account_id(AccountKey.settlement(bic, code))
     state = engine.ledger.lookup_account(account_id) if account_id is not None else None
     if state is None:
         raise InvariantViolation(f"{bic} has no settlement account in {code}")

@@ -65,10 +65,11 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "idempotency_request_in_progress": (409, "A request with this Idempotency-Key is running"),
     "key_not_active": (409, "API key is revoked or expired"),
     "key_already_rotated": (409, "API key was already rotated"),
+    "payment_not_waiting": (409, "Payment is not waiting: it is settled, rejected or final"),
+    "payment_not_returnable": (409, "Payment cannot be returned (again, or for that amount)"),
     "body_too_large": (413, "Request body is too large"),
     "unsupported_media_type": (415, "Unsupported media type"),
     "request_invalid": (422, "Request parameters are invalid"),
-    "statement_too_large": (422, "Statement has too many entries; page through transfers"),
     "participant_role_invalid": (422, "Participant cannot hold this role"),
     # 429: the caller (or someone using its key id or address) must slow down.
     "too_many_authentication_failures": (429, "Too many failed authentications; retry later"),

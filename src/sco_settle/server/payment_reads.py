@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sco_settle.payments.model import PaymentOutcome, PaymentStatus
+from sco_settle.gateway.iso import applied_rate_of
+from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
 from sco_settle.payments.records import (
     PaymentFilter,
     PaymentQueries,
@@ -115,18 +116,30 @@ class PaymentReader:
             self._opened.clear()
 
 
-def outcome_fields(outcome: PaymentOutcome) -> dict[str, Any]:
-    """A payment's outcome as the API shows it (in answers to writes and in reads)."""
-    return {
+def outcome_fields(outcome: PaymentOutcome, payment: Payment | None = None) -> dict[str, Any]:
+    """A payment's outcome as the API shows it (in answers to writes and in reads).
+
+    ``amount_sent_minor``: debited from the debtor agent, in the payment's currency (0: not
+    known). ``applied_rate`` (a decimal string, creditor currency per unit of the payment's
+    currency) only for a payment settled or returned across currencies, and only with its
+    ``payment`` at hand; the pacs.002 states the same rate (``gateway.iso.applied_rate_of``).
+    """
+    fields: dict[str, Any] = {
         "payment_id": outcome.payment_id,
         "status": outcome.status.value,
         "reason": outcome.reason.value if outcome.reason else None,
         "reason_text": outcome.reason_text,
         "amount_delivered_minor": outcome.amount_delivered_minor,
+        "amount_sent_minor": outcome.amount_sent_minor,
+        "amount_returned_minor": outcome.amount_returned_minor,
         "route": list(outcome.route),
         "transfer_ids": [str(i) for i in outcome.transfer_ids],
         "settled_at": outcome.settled_at,
     }
+    rate = applied_rate_of(payment, outcome) if payment is not None else None
+    if rate is not None:
+        fields["applied_rate"] = format(rate, "f")
+    return fields
 
 
 def payment_json(recorded: RecordedPayment) -> dict[str, Any]:
@@ -134,7 +147,7 @@ def payment_json(recorded: RecordedPayment) -> dict[str, Any]:
     instruction = payment_fields(recorded.payment)
     del instruction["payment_id"]
     return {
-        **outcome_fields(recorded.outcome),
+        **outcome_fields(recorded.outcome, recorded.payment),
         "received_at": recorded.received_at,
         "instruction": dict(sorted(instruction.items())),
     }

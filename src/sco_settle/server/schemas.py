@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from sco_settle.domain.results import CreateTransferResult
 from sco_settle.ledger.jsonl import AMOUNT_FIELD, CODE_FIELD, DIGITS_MAX, ID_FIELD, TIMEOUT_FIELD
@@ -151,6 +151,13 @@ class StatementEntry(_Model):
     counterparty_account: str
     code: int
     ref: str
+    kind: Literal["payment", "swap_draw", "lsm", "netting", "return", "transfer"] = Field(
+        description="What moved the money: a payment engine transfer's purpose, else transfer"
+    )
+    payment_ref: str | None = Field(
+        description="The settled payment's reference (end-to-end id or payment id), where the"
+        " transfer carries it"
+    )
 
 
 class Statement(_Model):
@@ -158,8 +165,14 @@ class Statement(_Model):
     account_ref: str
     currency: Currency
     date: str
-    opening_balance_minor: int
-    closing_balance_minor: int
+    opening_balance_minor: int = Field(description="The day's opening booked balance")
+    closing_balance_minor: int = Field(description="The day's closing booked balance")
+    page: int = Field(description="This page, from 1")
+    last_page: bool
+    entries_max: int = Field(description="Entries per page at most")
+    entries_count: int = Field(description="The day's entries, on all pages")
+    page_opening_balance_minor: int = Field(description="The balance before this page's entries")
+    page_closing_balance_minor: int = Field(description="The balance after this page's entries")
     entries: list[StatementEntry]
 
 
@@ -203,15 +216,48 @@ class PaymentIn(_Model):
     )
     debtor_agent: Bic | None = Field(None, description="Default: the caller's participant")
     creditor_agent: Bic
-    amount_minor: MinorAmount
-    currency: Currency
+    amount_minor: MinorAmount = Field(
+        description="The fixed amount, in minor units: of currency (amount_type send) or of"
+        " creditor_currency (amount_type receive)"
+    )
+    currency: Currency = Field(description="The currency the debtor agent pays in")
     creditor_currency: Currency | None = Field(None, description="Default: currency")
+    settle_from: AwareDatetime | None = Field(
+        None, description="Not settled before this time (a timed payment; waits until then)"
+    )
+    settle_till: AwareDatetime | None = Field(
+        None, description="Rejected (TM01) if not settled by this time; DT01 if already past"
+    )
+    amount_type: Literal["send", "receive"] = Field(
+        "send",
+        description="send: the debtor agent pays exactly amount_minor; receive: the creditor"
+        " agent receives exactly amount_minor, and the debtor agent pays what it costs",
+    )
     debtor: Party = Party()
     creditor: Party = Party()
     end_to_end_id: str = Field("", max_length=35)
     uetr: str = Field("", max_length=36)
     remittance_info: str = Field("", max_length=140)
     priority: Priority = Priority.NORMAL
+
+
+class PaymentChange(_Model):
+    priority: Priority = Field(
+        description="The waiting payment's new priority; it keeps its place in arrival order"
+    )
+
+
+class PaymentReturnIn(_Model):
+    return_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,34}$",
+        description="Unique among the returning agent's returns of this payment (a pacs.004's"
+        " RtrId): resubmitting it answers its first outcome",
+    )
+    amount_minor: MinorAmount | None = Field(
+        None,
+        description="In the currency the caller received; default: all that is left to return",
+    )
+    reason: str = Field("NARR", pattern=r"^[A-Z0-9]{4}$", description="ISO 20022 return reason")
 
 
 PAYMENT_BATCH_MAX = 1000
@@ -232,6 +278,18 @@ class PaymentOutcome(_Model):
     reason: str | None = Field(description="ISO 20022 status reason code, e.g. AM04")
     reason_text: str
     amount_delivered_minor: int
+    amount_sent_minor: int = Field(
+        description="Debited from the debtor agent, in the payment's currency; 0: not known"
+    )
+    amount_returned_minor: int = Field(
+        description="Paid back by settled returns, in the creditor currency (a return is a"
+        " payment of its own, from the creditor agent back to the debtor agent)"
+    )
+    applied_rate: str | None = Field(
+        None,
+        description="Units of the creditor currency per unit of the payment's currency, as"
+        " settled: only for a payment settled or returned across two currencies",
+    )
     route: list[str]
     transfer_ids: list[str]
     settled_at: int
@@ -250,6 +308,9 @@ class PaymentInstruction(BaseModel):
     uetr: str
     remittance_info: str
     priority: str
+    amount_type: str = "send"
+    instructed_minor: int = 0
+    exchange_rate: str = ""
 
 
 class PaymentEvent(_Model):
@@ -264,6 +325,18 @@ class PaymentSummary(_Model):
     reason: str | None
     reason_text: str
     amount_delivered_minor: int
+    amount_sent_minor: int = Field(
+        description="Debited from the debtor agent, in the payment's currency; 0: not known"
+    )
+    amount_returned_minor: int = Field(
+        description="Paid back by settled returns, in the creditor currency (a return is a"
+        " payment of its own, from the creditor agent back to the debtor agent)"
+    )
+    applied_rate: str | None = Field(
+        None,
+        description="Units of the creditor currency per unit of the payment's currency, as"
+        " settled: only for a payment settled or returned across two currencies",
+    )
     route: list[str]
     transfer_ids: list[str]
     settled_at: int

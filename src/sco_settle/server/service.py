@@ -46,12 +46,12 @@ from sco_settle.domain.account import Account, AccountKind
 from sco_settle.domain.ids import ID_MAX
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.ledger import Ledger
-from sco_settle.ledger.state_machine import AccountState, Changes
+from sco_settle.ledger.state_machine import Changes
 from sco_settle.ledger.store import Store
 from sco_settle.network import Network
 from sco_settle.payments.engine import EngineSettings, PaymentEngine
 from sco_settle.payments.fx import RateTable
-from sco_settle.payments.model import Payment
+from sco_settle.payments.model import Payment, Priority
 from sco_settle.payments.queue import Selection
 from sco_settle.payments.routing import RouteResult, find_routes
 from sco_settle.server.auth import Principal
@@ -208,22 +208,6 @@ class ReadStores:
             self._opened.clear()
 
 
-class StatementView:
-    """The slice of ``Ledger`` that ``gateway.iso.statement`` reads, over published balances
-    and a read-only store (so a statement never waits for the writer)."""
-
-    def __init__(self, published: PublishedLedger, store: Any) -> None:
-        self.published = published
-        self.store = store
-
-    def lookup_account(self, account_id: int) -> AccountState | None:
-        found = self.published.get(account_id)
-        return None if found is None else AccountState(found[0], *found[1])
-
-    def get_account_transfers(self, account_id: int, **page: Any) -> list[Transfer]:
-        return list(self.store.get_account_transfers(account_id, **page))
-
-
 @dataclass
 class _Job:
     kind: str
@@ -299,9 +283,12 @@ def _share_the_interpreter(config: ServerConfig) -> None:
         gc.set_threshold(threshold, *gc.get_threshold()[1:])
 
 
+_QUOTA_KINDS = frozenset({"transfers", "payments", "iso", "waiting", "return"})
+
+
 def _quota_names(job: _Job) -> list[str]:
     """The write-quota buckets a job draws on: its participant's and its key's."""
-    if job.principal is None or job.kind not in ("transfers", "payments", "iso"):
+    if job.principal is None or job.kind not in _QUOTA_KINDS:
         return []
     return [f"participant:{job.principal.participant}", f"key:{job.principal.key_id}"]
 
@@ -459,6 +446,36 @@ class LedgerService:
                 "quote",
                 request,
                 participant=request.debtor_agent,
+                units=self.config.write_units_per_payment,
+            )
+        )
+
+    def change_waiting(
+        self, payment_id: str, priority: Priority | None, principal: Principal
+    ) -> Future[Any]:
+        """Cancel (``priority`` None) or re-prioritise the caller's own waiting payment; the
+        answer is a ``RequestOutcome``."""
+        return self._submit(
+            _Job(
+                "waiting",
+                (payment_id, priority, principal.participant),
+                principal=principal,
+                participant=principal.participant,
+                units=self.config.write_units_per_payment,
+            )
+        )
+
+    def return_payment(
+        self, payment_id: str, return_id: str, amount: tuple[int, str] | None, reason: str,
+        principal: Principal,
+    ) -> Future[Any]:  # fmt: skip
+        """Return (part of) a payment the caller received: a payment back (``RequestOutcome``)."""
+        return self._submit(
+            _Job(
+                "return",
+                (payment_id, return_id, amount, reason, principal.participant),
+                principal=principal,
+                participant=principal.participant,
                 units=self.config.write_units_per_payment,
             )
         )
@@ -635,6 +652,20 @@ class LedgerService:
             group[0].future.set_result(self._run_quote(group[0].payload))
         elif kind == "cycle":
             group[0].future.set_result(self._run_cycle(*group[0].payload))
+        elif kind == "return":
+            payment_id, return_id, amount, reason, participant = group[0].payload
+            answer = self.engine.return_payment(
+                payment_id, returned_by=participant, reason=reason, amount=amount,
+                return_id=return_id,
+            )  # fmt: skip
+            group[0].future.set_result(answer)
+        elif kind == "waiting":
+            payment_id, priority, participant = group[0].payload
+            if priority is None:
+                answer = self.engine.cancel(payment_id, requested_by=participant)
+            else:
+                answer = self.engine.reprioritise(payment_id, priority, requested_by=participant)
+            group[0].future.set_result(answer)
         else:
             raise AssertionError(f"unknown job kind {kind}")
 

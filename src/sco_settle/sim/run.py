@@ -388,11 +388,12 @@ class _Loop:
 
     def _sample_swap_lines(self, *, end_of_day: bool = False) -> None:
         view, ledger = self.engine.view, self.engine.ledger
-        for drawer, provider, code, drawn, limit in swap_line_utilisation(view, ledger):
-            key = (drawer, provider, code)
-            use = self.swap_lines.get(key)
+        for key, balances in swap_line_utilisation(view, ledger):
+            assert key.counterparty is not None, key  # The provider.
+            line = (key.owner, key.counterparty, key.currency)
+            use = self.swap_lines.get(line)
             if use is None:
-                use = self.swap_lines[key] = SwapLineUse(drawer, provider, code, limit)
-            use.peak_drawn_minor = max(use.peak_drawn_minor, drawn)
+                use = self.swap_lines[line] = SwapLineUse(*line, balances.credit_limit)
+            use.peak_drawn_minor = max(use.peak_drawn_minor, balances.drawn_minor)
             if end_of_day:
-                use.eod_drawn_minor = drawn
+                use.eod_drawn_minor = balances.drawn_minor

@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from sco_settle.domain.account_key import AccountKeyKind
 from sco_settle.network import Network
 from sco_settle.payments.model import Party, Payment, Priority
 from sco_settle.sim.calibration import Calibration, Rates, Workload
@@ -70,11 +71,8 @@ def held_currencies(network: Network) -> dict[str, frozenset[str]]:
     """BIC -> currencies it can pay in (its settlement accounts and the vostros kept for it)."""
     held: dict[str, set[str]] = defaultdict(set)
     for key in network.accounts_by_key:
-        kind, *parts = key.split(":")
-        if kind == "settlement":
-            held[parts[0]].add(parts[1])
-        elif kind == "vostro":
-            held[parts[1]].add(parts[2])
+        if key.kind in (AccountKeyKind.SETTLEMENT, AccountKeyKind.VOSTRO):
+            held[key.owner].add(key.currency)
     return {bic: frozenset(codes) for bic, codes in held.items()}
 
 

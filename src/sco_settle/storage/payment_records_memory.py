@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
 from sco_settle.payments.records import (
@@ -54,6 +54,7 @@ class MemoryPaymentRecords:
                 self._rows[payment.payment_id] = row
             else:
                 row.outcome, row.queue_seq = outcome, queue_seq
+                row.payment = replace(row.payment, priority=payment.priority)
             row.events.extend(PaymentEvent(status.value, at, detail) for status, detail in steps)
             self._intents.pop(payment.payment_id, None)
 
@@ -148,7 +149,7 @@ class MemoryPaymentRecords:
             )
             totals = groups.setdefault(key, [0, 0, 0])
             totals[0] += 1
-            totals[1] += payment.amount_minor
+            totals[1] += row.outcome.amount_sent_minor or payment.amount_minor
             totals[2] += row.outcome.amount_delivered_minor
         return corridor_totals(CorridorGroup(*key, *totals) for key, totals in groups.items())
 

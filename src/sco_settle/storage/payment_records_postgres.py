@@ -132,7 +132,9 @@ class PostgresPaymentRecords(SqlPaymentRecords):
                 copy_rows(
                     cursor, "payments", f"{_PAYMENT_COLUMNS}, seq", (*_PAYMENT_TYPES, "int8"), rows
                 )
-            updated = [(row[0], *row[2:9], row[10]) for row in merged if row[0] in existing]
+            updated = [
+                (row[0], *row[1:9], row[10], *row[16:18]) for row in merged if row[0] in existing
+            ]
             if updated:
                 cursor.execute(
                     _UPDATE_PAYMENTS, _columns(updated, len(_UPDATE_TYPES)), prepare=False
@@ -163,24 +165,31 @@ class PostgresPaymentRecords(SqlPaymentRecords):
 _PAYMENT_COLUMNS = (
     "payment_id, body, status, reason, reason_text, delivered, route, transfer_ids, settled_at,"
     " received_at, queue_seq, debtor_agent, creditor_agent, currency, creditor_currency,"
-    " amount_minor"
+    " amount_minor, sent, returned"
 )
 _PAYMENT_TYPES = (
     "text", "text", "text", "text", "text", "int8", "text", "text", "int8",
-    "int8", "int8", "text", "text", "text", "text", "int8",
+    "int8", "int8", "text", "text", "text", "text", "int8", "int8", "int8",
 )  # fmt: skip
-_UPDATE_TYPES = ("text", "text", "text", "text", "int8", "text", "text", "int8", "int8")
+_UPDATE_TYPES = (
+    "text", "text", "text", "text", "text", "int8", "text", "text", "int8", "int8", "int8",
+    "int8",
+)  # fmt: skip
 _EVENT_COLUMNS = "payment_id, seq, status, at, detail"
 _EVENT_TYPES = ("text", "int4", "text", "int8", "text")
 _INTENT_COLUMNS = "payment_id, kind, body, at"
 _INTENT_TYPES = ("text", "text", "text", "int8")
 _UPDATE_PAYMENTS = (
-    "UPDATE payments AS p SET status = u.status, reason = u.reason,"
+    "UPDATE payments AS p"
+    " SET body = (p.body::jsonb || jsonb_build_object('priority', u.body::jsonb -> 'priority'))"
+    "::text, status = u.status, reason = u.reason,"
     " reason_text = u.reason_text, delivered = u.delivered, route = u.route,"
-    " transfer_ids = u.transfer_ids, settled_at = u.settled_at, queue_seq = u.queue_seq"
+    " transfer_ids = u.transfer_ids, settled_at = u.settled_at, queue_seq = u.queue_seq,"
+    " sent = u.sent, returned = u.returned"
     " FROM unnest(" + ", ".join(f"%s::{name}[]" for name in _UPDATE_TYPES) + ")"
-    " AS u(payment_id, status, reason, reason_text, delivered, route, transfer_ids, settled_at,"
-    ' queue_seq) WHERE p.payment_id = u.payment_id COLLATE "C"'
+    " AS u(payment_id, body, status, reason, reason_text, delivered, route, transfer_ids,"
+    " settled_at,"
+    ' queue_seq, sent, returned) WHERE p.payment_id = u.payment_id COLLATE "C"'
 )
 
 
@@ -192,11 +201,15 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 def _merge_repeats(payments: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """One row per payment, as row-by-row upserts would leave it: the first row's instruction,
-    time and filter columns, the last row's outcome and queue position."""
+    time and filter columns, the last row's outcome and queue position. (The one part of an
+    instruction a later record changes, its priority, changes only in a recorded payment's
+    ``UPDATE``: the engine re-prioritises only payments it recorded before.)"""
     merged: dict[str, tuple[Any, ...]] = {}
     for row in payments:
         first = merged.get(row[0])
         merged[row[0]] = (
-            row if first is None else (*first[:2], *row[2:9], first[9], row[10], *first[11:])
+            row
+            if first is None
+            else (*first[:2], *row[2:9], first[9], row[10], *first[11:16], *row[16:18])
         )
     return list(merged.values())

@@ -40,18 +40,27 @@ INT64_MAX = 2**63 - 1
 _IDS_PER_QUERY = 500  # ids per ``IN (...)`` read (SQLite allows 32,766 parameters)
 PAGE_ROWS_MAX = 10_000  # Rows per page of a full scan (``records``): bounds client memory.
 
-_OUTCOME_COLUMNS = "status, reason, reason_text, delivered, route, transfer_ids, settled_at"
+_OUTCOME_COLUMNS = (
+    "status, reason, reason_text, delivered, route, transfer_ids, settled_at, sent, returned"
+)
+_OUTCOME_WIDTH = len(_OUTCOME_COLUMNS.split(","))
 _RECORDED_COLUMNS = f"seq, payment_id, body, {_OUTCOME_COLUMNS}, received_at"
+# What a payment debited from its debtor agent: recorded once settled; before (and in records
+# older than the column) a SEND payment's fixed amount, which is the same.
+_SENT = "CASE WHEN sent > 0 THEN sent ELSE amount_minor END"
 _UPSERT = (
     "INSERT INTO payments (payment_id, seq, body, status, reason, reason_text, delivered, route,"
     " transfer_ids, settled_at, received_at, queue_seq, debtor_agent, creditor_agent, currency,"
-    " creditor_currency, amount_minor)"
-    " VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM payments), ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status,"
+    " creditor_currency, amount_minor, sent, returned)"
+    " VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM payments),"
+    " ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (payment_id) DO UPDATE SET"
+    " body = json_set(body, '$.priority', json_extract(excluded.body, '$.priority')),"
+    " status = excluded.status,"
     " reason = excluded.reason, reason_text = excluded.reason_text,"
     " delivered = excluded.delivered, route = excluded.route,"
     " transfer_ids = excluded.transfer_ids, settled_at = excluded.settled_at,"
-    " queue_seq = excluded.queue_seq"
+    " queue_seq = excluded.queue_seq, sent = excluded.sent, returned = excluded.returned"
 )
 _ADD_EVENT = (
     "INSERT INTO payment_events (payment_id, seq, status, at, detail)"
@@ -89,7 +98,7 @@ def filter_columns(payment: Payment) -> tuple[str, str, str, str, int | None]:
 
 def outcome_from_row(payment_id: str, row: Sequence[Any]) -> PaymentOutcome:
     """A ``PaymentOutcome`` from the ``_OUTCOME_COLUMNS`` of a row."""
-    status, reason, reason_text, delivered, route, transfer_ids, settled_at = row
+    status, reason, reason_text, delivered, route, transfer_ids, settled_at, sent, returned = row
     return PaymentOutcome(
         payment_id=payment_id,
         status=PaymentStatus(status),
@@ -99,6 +108,8 @@ def outcome_from_row(payment_id: str, row: Sequence[Any]) -> PaymentOutcome:
         route=tuple(json.loads(route)),
         transfer_ids=tuple(int(i) for i in json.loads(transfer_ids)),
         settled_at=settled_at,
+        amount_sent_minor=sent,
+        amount_returned_minor=returned,
     )
 
 
@@ -176,6 +187,8 @@ class SqlPaymentRecords:
                     at,
                     queue_seq,
                     *filter_columns(payment),
+                    outcome.amount_sent_minor,
+                    outcome.amount_returned_minor,
                 )
             )
             events += [(payment.payment_id, status.value, at, detail) for status, detail in steps]
@@ -229,7 +242,8 @@ class SqlPaymentRecords:
         if not rows:
             return None
         row = rows[0]
-        return payment_from_json(row[0]), outcome_from_row(payment_id, row[1:8]), row[8]
+        end = 1 + _OUTCOME_WIDTH
+        return payment_from_json(row[0]), outcome_from_row(payment_id, row[1:end]), row[end]
 
     def get_many(
         self, payment_ids: Sequence[str]
@@ -246,8 +260,8 @@ class SqlPaymentRecords:
             ):
                 found[row[0]] = (
                     payment_from_json(row[1]),
-                    outcome_from_row(row[0], row[2:9]),
-                    row[9],
+                    outcome_from_row(row[0], row[2 : 2 + _OUTCOME_WIDTH]),
+                    row[2 + _OUTCOME_WIDTH],
                 )
         return found
 
@@ -286,7 +300,7 @@ class SqlPaymentRecords:
                 (after, PAGE_ROWS_MAX),
             )
             for row in rows:
-                yield payment_from_json(row[1]), outcome_from_row(row[0], row[2:9])
+                yield payment_from_json(row[1]), outcome_from_row(row[0], row[2:])
             if len(rows) < PAGE_ROWS_MAX:
                 return
             after = rows[-1][0]
@@ -330,7 +344,7 @@ class SqlPaymentRecords:
     ) -> list[CorridorTotals]:
         where, params = visible_sql(visible)
         sums = ", ".join(
-            self.corridor_sum_sql.format(column=column) for column in ("amount_minor", "delivered")
+            self.corridor_sum_sql.format(column=column) for column in (_SENT, "delivered")
         )
         rows = self._fetch(
             "SELECT substr(debtor_agent, 5, 2), substr(creditor_agent, 5, 2), currency,"

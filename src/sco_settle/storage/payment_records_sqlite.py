@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS payments (
     creditor_agent TEXT NOT NULL,
     currency TEXT NOT NULL,
     creditor_currency TEXT NOT NULL,
-    amount_minor INTEGER
+    amount_minor INTEGER,
+    sent INTEGER NOT NULL DEFAULT 0,
+    returned INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS payment_intents (
     payment_id TEXT PRIMARY KEY,
@@ -160,6 +162,11 @@ class SqlitePaymentRecords(SqlPaymentRecords):
         columns = {row[1] for row in connection.execute("PRAGMA table_info(payments)")}
         if "seq" not in columns:
             _migrate_from_separate_index(connection)
+        for added in ("sent", "returned"):  # Records from before returns were payments.
+            if added not in columns:
+                connection.execute(
+                    f"ALTER TABLE payments ADD COLUMN {added} INTEGER NOT NULL DEFAULT 0"
+                )
         for statement in _INDEXES.split(";"):
             if statement.strip():
                 connection.execute(statement)

@@ -183,6 +183,9 @@ class CreditTransfer:
     transaction_id: str | None = None
     uetr: str | None = None
     settlement_date: dt.date | None = None
+    # ``SttlmPrty`` (URGT, HIGH, NORM), else the transaction's ``PmtTpInf/InstrPrty`` (HIGH,
+    # NORM): how urgently the instructing agent wants it settled. Written as ``SttlmPrty``.
+    settlement_priority: str | None = None
     instructed_amount_minor: int | None = None
     instructed_currency: str | None = None
     exchange_rate: Decimal | None = None
@@ -337,6 +340,13 @@ class TransactionStatus:
     clearing_system_reference: str | None = None
     instructing_agent: Agent | None = None
     instructed_agent: Agent | None = None
+    # ``OrgnlTxRef``: of the original transaction, only the amounts SCO Settle reports once it
+    # settled: ``IntrBkSttlmAmt`` (delivered to the creditor agent) and ``Amt/InstdAmt`` (debited
+    # from the debtor agent). Written, not yet read back (the reader skips ``OrgnlTxRef``).
+    original_settlement_amount_minor: int | None = None
+    original_settlement_currency: str | None = None
+    original_instructed_amount_minor: int | None = None
+    original_instructed_currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -567,6 +567,7 @@ def _credit_transfer(
         transaction_id=nav.text(tx, "PmtId/TxId"),
         uetr=nav.text(tx, "PmtId/UETR"),
         settlement_date=date if date is not None else group.settlement_date,
+        settlement_priority=nav.text(tx, "SttlmPrty") or nav.text(tx, "PmtTpInf/InstrPrty"),
         instructed_amount_minor=instructed_amount,
         instructed_currency=instructed_code,
         exchange_rate=Decimal(rate) if rate is not None else None,

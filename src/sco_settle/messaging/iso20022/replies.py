@@ -101,37 +101,50 @@ def reply_header(
     )
 
 
-def _status_for_item(
-    original: CreditTransferMessage | PaymentReturnMessage,
-    item: CreditTransfer | PaymentReturn | TransactionRejection,
-    accepted_status: StatusCode,
-    sender: Agent | None,
-) -> TransactionStatus:
-    if isinstance(item, TransactionRejection):
-        ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
-        reasons = (ReasonInfo(code=item.reason, additional_info=split_additional_info(item.text)),)
-        return TransactionStatus(
-            status=StatusCode.RJCT,
-            reasons=reasons,
-            original_message_id=original.message_id,
-            original_definition=original.definition,
-            original_instruction_id=ids[0],
-            original_end_to_end_id=ids[1],
-            original_transaction_id=ids[2],
-            original_uetr=ids[3],
-            instructing_agent=sender,
-        )
-    if isinstance(item, CreditTransfer):
-        ids = (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
-    else:
-        ids = (
+OriginalIds = tuple[str | None, str | None, str | None, str | None]
+
+
+def original_ids(item: CreditTransfer | PaymentReturn | TransactionRejection) -> OriginalIds:
+    """(instruction, end-to-end, transaction, UETR) ids of an original transaction: a credit
+    transfer's ``InstrId``/``EndToEndId``/``TxId``/``UETR``, a return's ``RtrId``/
+    ``OrgnlEndToEndId``/``OrgnlTxId``/``OrgnlUETR``, a rejected item's as they were read."""
+    if isinstance(item, PaymentReturn):
+        return (
             item.return_id,
             item.original_end_to_end_id,
             item.original_transaction_id,
             item.original_uetr,
         )
+    return (item.instruction_id, item.end_to_end_id, item.transaction_id, item.uetr)
+
+
+def rejection_reasons(item: TransactionRejection) -> tuple[ReasonInfo, ...]:
+    """Why an item was rejected on reading: its reason code and text."""
+    return (ReasonInfo(code=item.reason, additional_info=split_additional_info(item.text)),)
+
+
+def transaction_status(
+    original: CreditTransferMessage | PaymentReturnMessage,
+    item: CreditTransfer | PaymentReturn | TransactionRejection,
+    status: str,
+    reasons: tuple[ReasonInfo, ...] = (),
+    *,
+    sender: Agent | None,
+    settled: tuple[int, str] | None = None,
+    instructed: tuple[int, str] | None = None,
+) -> TransactionStatus:
+    """``TxInfAndSts``: the status of one transaction of ``original`` (the one builder of it).
+
+    The reply's instructing agent is ``sender``; its instructed agent the item's instructing
+    agent (who sent it), unknown for an item rejected on reading. ``settled`` / ``instructed``
+    (minor units, currency): ``OrgnlTxRef/IntrBkSttlmAmt`` and ``OrgnlTxRef/Amt/InstdAmt``.
+    """
+    ids = original_ids(item)
+    if isinstance(item, TransactionRejection):
+        assert status == StatusCode.RJCT, (status, item)
     return TransactionStatus(
-        status=accepted_status,
+        status=status,
+        reasons=reasons,
         original_message_id=original.message_id,
         original_definition=original.definition,
         original_instruction_id=ids[0],
@@ -139,7 +152,32 @@ def _status_for_item(
         original_transaction_id=ids[2],
         original_uetr=ids[3],
         instructing_agent=sender,
-        instructed_agent=item.instructing_agent,
+        instructed_agent=None if isinstance(item, TransactionRejection) else item.instructing_agent,
+        original_settlement_amount_minor=settled[0] if settled is not None else None,
+        original_settlement_currency=settled[1] if settled is not None else None,
+        original_instructed_amount_minor=instructed[0] if instructed is not None else None,
+        original_instructed_currency=instructed[1] if instructed is not None else None,
+    )
+
+
+def group_rejection_status(
+    original: CreditTransferMessage | PaymentReturnMessage,
+) -> OriginalGroupStatus | None:
+    """``OrgnlGrpInfAndSts`` RJCT with the group's reason, or None if the group was accepted."""
+    rejection = original.group_rejection
+    if rejection is None:
+        return None
+    return OriginalGroupStatus(
+        original_message_id=original.message_id,
+        original_definition=original.definition,
+        original_created_at=original.created_at,
+        original_number_of_transactions=original.number_of_transactions,
+        group_status=StatusCode.RJCT,
+        reasons=(
+            ReasonInfo(
+                code=rejection.reason, additional_info=split_additional_info(rejection.text)
+            ),
+        ),
     )
 
 
@@ -154,36 +192,29 @@ def status_report_for(
     """A pacs.002 answering every transaction of a read pacs.008/pacs.009/pacs.004.
 
     Accepted items get ``accepted_status`` (ACSP, ACSC or PDNG); rejected items RJCT with their
-    reason code and text. A group rejection also sets the group status RJCT with its reason.
+    reason code and text. A group rejection also sets the group status RJCT with its reason, and
+    rejects every item (RJCT with the group's reason code).
     """
     definition = STATUS_REPORT_FOR.get(original.definition)
     if definition is None:
         raise MessageBuildError(f"no status report version answers {original.definition}")
     sender = Agent(bicfi=sender_bic) if sender_bic is not None else None
-    groups: tuple[OriginalGroupStatus, ...] = ()
-    if original.group_rejection is not None:
-        reason = ReasonInfo(
-            code=original.group_rejection.reason,
-            additional_info=split_additional_info(original.group_rejection.text),
-        )
-        groups = (
-            OriginalGroupStatus(
-                original_message_id=original.message_id,
-                original_definition=original.definition,
-                original_created_at=original.created_at,
-                original_number_of_transactions=original.number_of_transactions,
-                group_status=StatusCode.RJCT,
-                reasons=(reason,),
-            ),
-        )
+    group = group_rejection_status(original)
+    transactions = []
+    for item in original.items:
+        if isinstance(item, TransactionRejection):
+            status, reasons = StatusCode.RJCT, rejection_reasons(item)
+        elif original.group_rejection is not None:
+            status, reasons = StatusCode.RJCT, (ReasonInfo(code=original.group_rejection.reason),)
+        else:
+            status, reasons = accepted_status, ()
+        transactions.append(transaction_status(original, item, status, reasons, sender=sender))
     return StatusReport(
         definition=definition,
         message_id=message_id,
         created_at=created_at,
-        original_groups=groups,
-        transactions=tuple(
-            _status_for_item(original, item, accepted_status, sender) for item in original.items
-        ),
+        original_groups=(group,) if group is not None else (),
+        transactions=tuple(transactions),
         app_header=reply_header(
             original.app_header,
             definition=definition,
@@ -293,14 +324,22 @@ def build_account_statement(
     servicer_bic: str | None = None,
     definition: str = CAMT_053_08,
     app_header: AppHeader | None = None,
+    page_number: int = 1,
+    last_page: bool = True,
+    opening_type: str = "OPBD",
+    closing_type: str = "CLBD",
 ) -> CashReportMessage:
     """A camt.053 statement of one account and one day from ledger values (minor units).
 
     ``account_id`` is written as an IBAN when it looks like one, else as ``Othr/Id``.
-    Balances are signed (credit positive); opening is OPBD and closing CLBD, both booked.
+    Balances are signed (credit positive); opening is OPBD and closing CLBD, both booked. A
+    statement in pages numbers them (``page_number``, ``last_page``); a balance at a page break
+    is an interim booked balance (``ITBD``).
     """
     if family(definition) != "camt.053" or definition not in CASH_REPORT_DEFINITIONS:
         raise MessageBuildError(f"{definition} is not a camt.053 version SCO Settle writes")
+    if opening_type not in ("OPBD", "ITBD") or closing_type not in ("CLBD", "ITBD"):
+        raise MessageBuildError(f"balances {opening_type}/{closing_type} are not booked ones")
     booked = sum(_signed(entry) for entry in entries if entry.status == "BOOK")
     if opening_balance_minor + booked != closing_balance_minor:
         raise MessageBuildError(
@@ -317,11 +356,11 @@ def build_account_statement(
         account_owner=_owner(owner_bic),
         account_servicer=Agent(bicfi=servicer_bic) if servicer_bic is not None else None,
         created_at=created_at,
-        page_number=1,
-        last_page=True,
+        page_number=page_number,
+        last_page=last_page,
         balances=(
-            Balance("OPBD", opening_balance_minor, currency, statement_date),
-            Balance("CLBD", closing_balance_minor, currency, statement_date),
+            Balance(opening_type, opening_balance_minor, currency, statement_date),
+            Balance(closing_type, closing_balance_minor, currency, statement_date),
         ),
         entries=tuple(entries),
     )

@@ -284,6 +284,7 @@ def _credit_transfer(
     b.opt(ids, "UETR", tx.uetr)
     b.amount(element, "IntrBkSttlmAmt", tx.settlement_amount_minor, tx.settlement_currency)
     _opt_date(b, element, "IntrBkSttlmDt", tx.settlement_date)
+    b.opt(element, "SttlmPrty", tx.settlement_priority)
     if customer:
         b.opt_amount(element, "InstdAmt", tx.instructed_amount_minor, tx.instructed_currency)
         rate = tx.exchange_rate
@@ -513,6 +514,14 @@ def _transaction_status(b: _Builder, parent: etree._Element, status: Transaction
     b.opt(element, "ClrSysRef", status.clearing_system_reference)
     _agent(b, element, "InstgAgt", status.instructing_agent)
     _agent(b, element, "InstdAgt", status.instructed_agent)
+    settled = (status.original_settlement_amount_minor, status.original_settlement_currency)
+    instructed = (status.original_instructed_amount_minor, status.original_instructed_currency)
+    if settled == (None, None) and instructed == (None, None):
+        return
+    reference = b.add(element, "OrgnlTxRef")
+    b.opt_amount(reference, "IntrBkSttlmAmt", *settled)
+    if instructed != (None, None):
+        b.opt_amount(b.add(reference, "Amt"), "InstdAmt", *instructed)
 
 
 def write_status_report(report: StatusReport, *, validate: bool = True) -> bytes:

@@ -15,8 +15,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sco_settle.domain.account import Account
+from sco_settle.domain.balances import Balances, Counters
 from sco_settle.domain.ids import ID_MAX
-from sco_settle.domain.transfer import TransferFlags
+from sco_settle.gateway.statements import (
+    DayOutOfRange,
+    PageOutOfRange,
+    Statement,
+    day_bounds,
+    read_statement,
+    statement_camt_053,
+    statement_json,
+)
 from sco_settle.ledger.jsonl import account_to_json, transfer_to_json
 from sco_settle.server.auth import Principal
 from sco_settle.server.errors import ApiError
@@ -28,28 +37,25 @@ from sco_settle.server.routes.common import (
     Context,
     Limit,
     QueryDay,
+    QueryInt,
     decode_int_cursor,
     json_response,
     page,
     problems,
 )
 from sco_settle.server.schemas import Account as AccountSchema
-from sco_settle.server.schemas import AccountPage, Statement, TransferPage
-from sco_settle.server.service import StatementView
+from sco_settle.server.schemas import AccountPage, TransferPage
+from sco_settle.server.schemas import Statement as StatementSchema
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
-_NOT_BOOKED = int(TransferFlags.PENDING | TransferFlags.VOID_PENDING)
-_HISTORY_PAGE = 10_000
 CAMT_053 = "camt.053"
-_NS_PER_DAY = 86_400 * 10**9
-_EPOCH = dt.date(1970, 1, 1)
 
 
-def account_json(account: Account, balance: tuple[int, int, int, int]) -> dict[str, Any]:
-    found = account_to_json(account, balance)
-    posted = balance[3] - balance[1]
-    found["balance_posted_minor"] = posted
-    found["available_minor"] = posted - balance[0]
+def account_json(account: Account, counters: Counters) -> dict[str, Any]:
+    balances = Balances.of_account(account, counters)
+    found = account_to_json(account, balances.counters)
+    found["balance_posted_minor"] = balances.posted_minor
+    found["available_minor"] = balances.available_minor
     return found
 
 
@@ -151,9 +157,9 @@ async def list_account_transfers(
 @router.get(
     "/{account_id}/statement",
     operation_id="getAccountStatement",
-    response_model=Statement,
+    response_model=StatementSchema,
     responses={
-        **problems(404),
+        **problems(400, 404),
         200: {
             "description": "The statement: JSON, or camt.053 XML with format=camt.053",
             "content": {
@@ -171,95 +177,42 @@ async def get_statement(
         dt.date | None, Query(description="UTC day, YYYY-MM-DD; default: today"), QueryDay
     ] = None,
     format: Annotated[Literal["json", "camt.053"], Query()] = "json",
+    page: Annotated[
+        int,
+        Query(ge=1, le=2**31, description="Page, from 1; each holds at most entries_max entries"),
+        QueryInt,
+    ] = 1,
 ) -> Response:
-    """Booked (posted) entries of one UTC day, with opening and closing balances."""
+    """Booked (posted) entries of one UTC day, with opening and closing balances, in pages of at
+    most ``statement_entries_max`` entries (the same pages in JSON and camt.053)."""
     found_id = visible_account(ctx, caller, account_id)
     day = date or dt.datetime.now(dt.UTC).date()
-    day_bounds(day)  # Before any work: a day outside the timestamp range is a 400.
+    try:
+        day_bounds(day)  # Before any work: a day outside the timestamp range is a 400.
+    except DayOutOfRange as error:
+        raise ApiError("date_out_of_range", str(error)) from None
     if format == CAMT_053:
-        xml = await run_in_threadpool(_camt_053, ctx, found_id, day)
+        xml = await run_in_threadpool(_camt_053, ctx, found_id, day, page)
         return Response(xml, media_type="application/xml")
-    body = await run_in_threadpool(_statement_json, ctx, found_id, day)
-    return json_response(body)
+    found = await run_in_threadpool(_statement, ctx, found_id, day, page)
+    return json_response(statement_json(found))
 
 
-def day_bounds(day: dt.date) -> tuple[int, int]:
-    """The first and last ledger timestamp (ns since the epoch, UTC) of ``day``.
-
-    Timestamps are 64-bit signed in every store, so only days from 1677-09-22 to 2262-04-10
-    fit whole; any other is 400 ``date_out_of_range`` (not a 500 from the store).
-    """
-    start = (day - _EPOCH).days * _NS_PER_DAY
-    end = start + _NS_PER_DAY - 1
-    if start < -(2**63) or end > INT64_MAX:
-        raise ApiError(
-            "date_out_of_range",
-            f"date {day.isoformat()} is outside the ledger's timestamps (1677-09-22 .. 2262-04-10)",
-        )
-    return start, end
-
-
-def _camt_053(ctx: AppContext, account_id: int, day: dt.date) -> bytes:
-    from sco_settle.gateway.iso import statement
-
+def _statement(ctx: AppContext, account_id: int, day: dt.date, page: int) -> Statement:
+    """One page of the statement, from the published account and a read-only store (so a
+    statement never waits for the writer)."""
     account = ctx.service.published.accounts[account_id]
-    servicer = ctx.network.settlement_agents.get(account.currency)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with ctx.service.read_stores.store() as store:
-        view = StatementView(ctx.service.published, store)
-        return statement(view, account_id, day, now=now, servicer_bic=servicer)  # type: ignore[arg-type]
-
-
-def _statement_json(ctx: AppContext, account_id: int, day: dt.date) -> dict[str, Any]:
-    """The same rules as the camt.053 (``gateway.iso.statement``): posted movements only."""
-    account = ctx.service.published.accounts[account_id]
-    start, end = day_bounds(day)
-    opening = 0
-    entries: list[dict[str, Any]] = []
-    cursor = 0
-    with ctx.service.read_stores.store() as store:
-        while True:
-            chunk = store.get_account_transfers(
-                account_id, timestamp_min=cursor, timestamp_max=end, limit=_HISTORY_PAGE
+        try:
+            return read_statement(
+                store, account, day, page=page, entries_max=ctx.config.statement_entries_max
             )
-            for transfer in chunk:
-                if transfer.flags & _NOT_BOOKED:
-                    continue
-                credit = transfer.credit_account == account_id
-                signed = transfer.amount if credit else -transfer.amount
-                if transfer.timestamp < start:
-                    opening += signed
-                    continue
-                if len(entries) >= ctx.config.statement_entries_max:
-                    raise ApiError(
-                        "statement_too_large",
-                        f"more than {ctx.config.statement_entries_max} entries on {day}",
-                    )
-                entries.append(
-                    {
-                        "transfer_id": str(transfer.id),
-                        "amount_minor": transfer.amount,
-                        "credit_debit": "CRDT" if credit else "DBIT",
-                        "booked_at": transfer.timestamp,
-                        "counterparty_account": str(
-                            transfer.debit_account if credit else transfer.credit_account
-                        ),
-                        "code": transfer.code,
-                        "ref": transfer.ref,
-                    }
-                )
-            if len(chunk) < _HISTORY_PAGE:
-                break
-            cursor = chunk[-1].timestamp + 1
-    closing = opening + sum(
-        e["amount_minor"] if e["credit_debit"] == "CRDT" else -e["amount_minor"] for e in entries
-    )
-    return {
-        "account_id": str(account_id),
-        "account_ref": account.ref,
-        "currency": account.currency,
-        "date": day.isoformat(),
-        "opening_balance_minor": opening,
-        "closing_balance_minor": closing,
-        "entries": entries,
-    }
+        except PageOutOfRange as error:
+            raise ApiError("not_found", str(error)) from None
+
+
+def _camt_053(ctx: AppContext, account_id: int, day: dt.date, page: int) -> bytes:
+    found = _statement(ctx, account_id, day, page)
+    servicer = ctx.network.settlement_agents.get(found.account.currency)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return statement_camt_053(found, now=now, servicer_bic=servicer)

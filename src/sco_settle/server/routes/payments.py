@@ -8,13 +8,21 @@ debtor agent and sees payments where it is the debtor or the creditor agent.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from sco_settle.payments.model import Party, Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.model import (
+    AmountType,
+    Party,
+    Payment,
+    PaymentOutcome,
+    PaymentStatus,
+    Priority,
+)
 from sco_settle.payments.records import PaymentFilter
 from sco_settle.server.auth import Principal
 from sco_settle.server.errors import ApiError
@@ -38,17 +46,19 @@ from sco_settle.server.routes.common import (
 from sco_settle.server.schemas import (
     PaymentBatchIn,
     PaymentBatchOut,
+    PaymentChange,
     PaymentDetail,
     PaymentIn,
     PaymentPage,
+    PaymentReturnIn,
 )
 from sco_settle.server.schemas import PaymentOutcome as PaymentOutcomeSchema
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 
-def outcome_json(outcome: PaymentOutcome) -> dict[str, Any]:
-    return {**outcome_fields(outcome), "duplicate": outcome.duplicate}
+def outcome_json(outcome: PaymentOutcome, payment: Payment | None = None) -> dict[str, Any]:
+    return {**outcome_fields(outcome, payment), "duplicate": outcome.duplicate}
 
 
 def debtor_agent_for(caller: Principal, requested: str | None) -> str:
@@ -74,7 +84,18 @@ def payment_from(body: PaymentIn, caller: Principal) -> Payment:
         uetr=body.uetr,
         remittance_info=body.remittance_info,
         priority=body.priority,
+        amount_type=AmountType(body.amount_type),
+        settle_from=_ledger_time(body.settle_from),
+        settle_till=_ledger_time(body.settle_till),
     )
+
+
+def _ledger_time(moment: dt.datetime | None) -> int:
+    """A time as the ledger's clock counts it (ns since the epoch, UTC); 0 for none."""
+    if moment is None:
+        return 0
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return max((delta // dt.timedelta(microseconds=1)) * 1_000, 1)
 
 
 def visibility(caller: Principal) -> PaymentFilter:
@@ -110,10 +131,9 @@ async def create_payment(
     async def operation() -> Response:
         if not caller.moves_money:
             raise ApiError("forbidden", "this key's role cannot move money")
-        (outcome,) = await wait(
-            ctx.service.payments([payment_from(body, caller)], principal=caller)
-        )
-        return json_response(outcome_json(outcome), 200 if outcome.duplicate else 201)
+        payment = payment_from(body, caller)
+        (outcome,) = await wait(ctx.service.payments([payment], principal=caller))
+        return json_response(outcome_json(outcome, payment), 200 if outcome.duplicate else 201)
 
     return await idempotent(request, caller, ctx.idempotency, operation)
 
@@ -189,6 +209,96 @@ async def create_payment_batch(
             raise ApiError("forbidden", "this key's role cannot move money")
         payments = [payment_from(item, caller) for item in body.payments]
         outcomes = await wait(ctx.service.payments(payments, principal=caller))
-        return json_response({"outcomes": [outcome_json(o) for o in outcomes]}, 200)
+        answers = [outcome_json(o, p) for o, p in zip(outcomes, payments, strict=True)]
+        return json_response({"outcomes": answers}, 200)
+
+    return await idempotent(request, caller, ctx.idempotency, operation)
+
+
+WAITING_PROBLEMS = (*WRITE_PROBLEMS, 404)
+
+
+@router.post(
+    "/{payment_id:path}/cancellation",
+    operation_id="cancelPayment",
+    response_model=PaymentOutcomeSchema,
+    responses=problems(*WAITING_PROBLEMS),
+    openapi_extra={"parameters": [idempotency_header_doc()]},
+)
+async def cancel_payment(
+    payment_id: str, request: Request, caller: WriteCaller, ctx: Context
+) -> Response:
+    """Cancel a payment of the caller's that waits (queued for liquidity, held for a netting
+    cycle, or warehoused until its settlement time): it will not settle, and its status is
+    ``cancelled``. A payment already settled, rejected or cancelled answers 409; another
+    participant's payment, 404 (it does not exist for the caller)."""
+    return await _change_waiting(payment_id, None, request, caller, ctx)
+
+
+@router.post(
+    "/{payment_id:path}/returns",
+    operation_id="createPaymentReturn",
+    status_code=201,
+    response_model=PaymentOutcomeSchema,
+    responses=problems(*WAITING_PROBLEMS),
+    openapi_extra={"parameters": [idempotency_header_doc()]},
+)
+async def create_payment_return(
+    payment_id: str, body: PaymentReturnIn, request: Request, caller: WriteCaller, ctx: Context
+) -> Response:
+    """Return (part of) a payment the caller received, as its creditor agent: a new payment
+    back to the debtor agent, for the returned amount in the currency received, at today's rate
+    (like a pacs.004). The answer is the return payment's outcome (settled, queued or rejected).
+    Returns together never exceed what was received (409 ``payment_not_returnable``); another
+    participant's payment, 404."""
+
+    async def operation() -> Response:
+        if not caller.moves_money:
+            raise ApiError("forbidden", "this key's role cannot move money")
+        found = await run_in_threadpool(ctx.service.payment_reader.get, payment_id)
+        currency = found["instruction"]["creditor_currency"] if found else ""
+        amount = (body.amount_minor, currency) if body.amount_minor is not None else None
+        answer = await wait(
+            ctx.service.return_payment(payment_id, body.return_id, amount, body.reason, caller)
+        )
+        if answer.payment is None:
+            code = "payment_not_returnable" if answer.exists else "payment_not_found"
+            raise ApiError(code, f"{answer.reason.value}: {answer.reason_text}")
+        status = 200 if answer.payment.duplicate else 201
+        return json_response(outcome_json(answer.payment), status)
+
+    return await idempotent(request, caller, ctx.idempotency, operation)
+
+
+@router.patch(
+    "/{payment_id:path}",
+    operation_id="updatePaymentPriority",
+    response_model=PaymentOutcomeSchema,
+    responses=problems(*WAITING_PROBLEMS),
+    openapi_extra={"parameters": [idempotency_header_doc()]},
+)
+async def change_payment(
+    payment_id: str, body: PaymentChange, request: Request, caller: WriteCaller, ctx: Context
+) -> Response:
+    """Re-prioritise a payment of the caller's that waits (urgent before normal; within a
+    priority, arrival order). Errors as for the cancellation."""
+    return await _change_waiting(payment_id, body.priority, request, caller, ctx)
+
+
+async def _change_waiting(
+    payment_id: str,
+    priority: Priority | None,
+    request: Request,
+    caller: Principal,
+    ctx: Any,
+) -> Response:
+    async def operation() -> Response:
+        if not caller.moves_money:
+            raise ApiError("forbidden", "this key's role cannot move money")
+        answer = await wait(ctx.service.change_waiting(payment_id, priority, caller))
+        if not answer.accepted:
+            code = "payment_not_waiting" if answer.exists else "payment_not_found"
+            raise ApiError(code, answer.reason_text)
+        return json_response(outcome_json(answer.payment), 200)
 
     return await idempotent(request, caller, ctx.idempotency, operation)
