@@ -115,7 +115,10 @@ def test_bank_of_xinjiang_is_synthetic_uncertain_with_seven_correspondents(sco: 
     bank = sco.participant(BANK_OF_XINJIANG)
     assert bank.synthetic_bic and bank.uncertain and bank.note
     assert bank.bic[7] == "0"  # ISO 9362 test form: never a live BIC.
-    assert all(not p.synthetic_bic for p in sco.participants if p.bic != BANK_OF_XINJIANG)
+    # The only other synthetic id: Bank of Kunlun (no BIC found; China-Iran channel).
+    others = {p.bic for p in sco.participants if p.synthetic_bic} - {BANK_OF_XINJIANG}
+    assert others == {"KUNLCNB0"}
+    assert all(sco.participant(bic).uncertain for bic in others)
     links = [link for link in sco.correspondent_links if link.holder == BANK_OF_XINJIANG]
     assert len(links) == 7
     assert {sco.participant(link.owner).country for link in links} <= {"KZ", "KG", "TJ", "UZ"}
@@ -155,7 +158,7 @@ def test_swap_line_accounts_let_each_side_draw_the_others_currency(sco: Network)
 
 def test_ledger_accounts_follow_the_key_scheme(sco: Network) -> None:
     accounts = sco.ledger_accounts()
-    assert len(accounts) == 119
+    assert len(accounts) == 149  # 119 before the corridor channels of 2026-12-01
     for account in accounts:
         assert KEY_PATTERN.match(account.ref), account.ref
         assert account.id == account_id_for_key(account.ref)
@@ -196,7 +199,23 @@ PINNED_IDS = {
     AccountKey.clearing("PBOCCNBJ", "CNY"): 330244454137384994694751496851965993089,
 }
 # SHA-256 of "<ref> <id>" per derived account (one a line, file order), and of "<id> <debit>
-# <credit> <amount>" per opening transfer, of the shipped network, before ``AccountKey``.
+# <credit> <amount>" per opening transfer, of the shipped network, before ``AccountKey``: the
+# accounts added since (the corridor channels of 2026-12-01, ``CORRIDOR_CHANNELS``) left out.
+CORRIDOR_CHANNELS = frozenset(
+    {
+        "UCBAINBB", "UBININBB", "SABRINDD", "VTBRINDD", "RSBNRUMM", "ICBKRUMM", "ICBKKZKX",
+        "ICBKPKKA", "ICBKINBB", "SBINCNSH", "HABBCNBU", "KUNLCNB0", "BKPAIRTH", "BKBPIRTH",
+    }
+)  # fmt: skip
+
+
+def _first_edition(key: AccountKey) -> bool:
+    """Whether the account ``key`` was in the network before the corridor channels."""
+    added = {("BKCHCNBJ", "KCJBKZKX"), ("BKCHCNBJ", "AKBBBY2X"), ("ICBKCNBJ", "ICBKKZKX")}
+    added |= {("ICBKCNBJ", "ICBKRUMM"), ("ICBKCNBJ", "ICBKPKKA")}
+    if key.owner in CORRIDOR_CHANNELS or key.counterparty in CORRIDOR_CHANNELS:
+        return False
+    return (key.counterparty, key.owner) not in added
 PINNED_ACCOUNTS_DIGEST = "ba38f6d255f01a4cf7252608467a6aa653d629ca487e0010f21f057801340997"
 PINNED_OPENINGS_DIGEST = "0656080db6d5613b008a1b2039427920c7f8a22e0095467a2fa24f328ec1368a"
 
@@ -207,10 +226,14 @@ def test_account_ids_of_keys_are_pinned(sco: Network) -> None:
         assert account_id_for_key(str(key)) == expected, key
     opening = account_id_for_key(f"opening:{AccountKey.settlement('HSBKKZKX', 'KZT')}")
     assert opening == 137591349258535473940624010751933723473
-    accounts = "\n".join(f"{a.ref} {a.id}" for a in sco.ledger_accounts())
+    first = [a for a in sco.ledger_accounts() if _first_edition(AccountKey.parse(a.ref))]
+    accounts = "\n".join(f"{a.ref} {a.id}" for a in first)
     assert hashlib.sha256(accounts.encode()).hexdigest() == PINNED_ACCOUNTS_DIGEST
+    kept = {a.id for a in first}
     openings = "\n".join(
-        f"{t.id} {t.debit_account} {t.credit_account} {t.amount}" for t in sco.opening_transfers()
+        f"{t.id} {t.debit_account} {t.credit_account} {t.amount}"
+        for t in sco.opening_transfers()
+        if t.credit_account in kept
     )
     assert hashlib.sha256(openings.encode()).hexdigest() == PINNED_OPENINGS_DIGEST
 
@@ -228,7 +251,8 @@ def test_opening_transfers_come_from_issuance_and_balance_per_currency(sco: Netw
     debits: dict[str, int] = defaultdict(int)
     credits: dict[str, int] = defaultdict(int)
     transfers = sco.opening_transfers()
-    assert len(transfers) == 32 + 7  # Every commercial bank and every vostro is funded.
+    # Every commercial bank and every vostro is funded (32 + 7 before the corridor channels).
+    assert len(transfers) == 46 + 23
     for transfer in transfers:
         debit, credit = by_id[transfer.debit_account], by_id[transfer.credit_account]
         assert debit.currency == credit.currency

@@ -82,5 +82,7 @@ def make_engine(request, tmp_path, view):
 
 
 def balance(engine, key):
+    """The account's posted balance: the money it holds (a liquidity reservation, a pending
+    debit, holds some of it back without moving it)."""
     state = engine.ledger.lookup_account(engine.view.account_id(key))
-    return state.credits_posted - state.debits_posted - state.debits_pending
+    return state.credits_posted - state.debits_posted

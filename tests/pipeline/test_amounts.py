@@ -116,3 +116,16 @@ def test_delivering_route_is_exact_and_least(deliver):
         less = find_routes(graph, KZ_A, CN_A, sent - 1, "KZT", "CNY", view.rates, k=5)
         same_path = [r for r in less.routes if r.signature == route.signature]
         assert all(r.amount_delivered_minor < deliver for r in same_path)
+
+
+def test_an_amount_over_every_routes_swap_line_size_is_refused_at_once(make_engine):
+    """Review: a payment no liquidity could ever carry is refused at once (AM02), not queued
+    for hours. Bank of China pays the Bank of Mongolia in MNT: the only way is the PBOC's MNT
+    swap line (agreed size MNT 7.25 trn)."""
+    engine = make_engine()
+    mnt_8_trn_in_cny = 17_000_000_000_00  # about MNT 8 trn at 472 MNT per CNY
+    over = engine.submit(Payment("h1", CN_A, "BOMUMNUB", mnt_8_trn_in_cny, "CNY", "MNT"))
+    assert (over.status, over.reason) == (PaymentStatus.REJECTED, Reason.AM02)
+    assert "swap lines" in over.reason_text and len(engine.queue) == 0
+    within = engine.submit(Payment("h2", CN_A, "BOMUMNUB", 1_000_00, "CNY", "MNT"))
+    assert within.status is PaymentStatus.SETTLED

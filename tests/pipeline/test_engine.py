@@ -126,7 +126,8 @@ def test_rejections_carry_iso_reason_codes(make_engine):
 
 def test_suspended_bank_and_cut_corridor_are_refused(make_engine):
     engine = make_engine(scenario=Scenario(suspended=frozenset({"PBOCCNBJ"})))
-    assert engine.submit(pay("s1", KZ_A, CN_A, 5_000_00, "KZT", "CNY")).reason is Reason.AG01
+    # Xinjiang Huihe Bank has no correspondent: every way to it crosses the suspended PBOC.
+    assert engine.submit(pay("s1", KZ_A, "XIHCCNB2", 5_000_00, "KZT", "CNY")).reason is Reason.AG01
     engine = make_engine(scenario=Scenario(corridor_cuts=frozenset({("CN", "KZ")})))
     outcome = engine.submit(pay("s2", KZ_A, CN_A, 5_000_00, "KZT", "CNY"))
     assert outcome.status is PaymentStatus.REJECTED and outcome.reason is Reason.AG01

@@ -14,6 +14,8 @@ of) one it received. After every step:
 - FIFO (RTGS): no payment settled while an earlier payment of its payer with the same or a
   higher priority was waiting in the queue (net settlement defers by ``payments.netting``'s
   rule instead);
+- liquidity reservations (RTGS): each bank's pending debit is the smaller of its queued
+  payments' total and what its account could pay;
 - every payment has exactly one current outcome, and a final outcome never changes (except
   settled -> returned when returns paid all of it back); a fixed received amount is delivered
   exactly; returns never pay back more than was received.
@@ -235,6 +237,25 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine.ledger.state.check_totals()
         audit = self.engine.audit()
         assert audit.ok and audit.intents == 0, audit.findings[:3]
+
+    @invariant()
+    def reservations_hold_what_the_queue_needs(self) -> None:
+        """Each bank's reservation is the smaller of its queued payments' total (fixed sent
+        amounts in KZT) and what its account could pay; net settlement reserves nothing."""
+        for bank in BANKS:
+            account = view().account_id(f"settlement:{bank}:KZT")
+            state = self.engine.ledger.lookup_account(account)
+            queued = sum(
+                waiting.payment.amount_minor
+                for waiting in self.engine.queue.select()
+                if waiting.payment.debtor_agent == bank
+                and waiting.payment.currency == "KZT"
+                and (waiting.payment.amount_type is AmountType.SEND
+                     or waiting.payment.creditor_currency == "KZT")
+            )  # fmt: skip
+            could = state.credits_posted - state.debits_posted + state.credit_limit
+            expected = min(queued, max(could, 0)) if self.mode is Mode.RTGS else 0
+            assert state.debits_pending == expected, (bank, state.debits_pending, expected)
 
     @invariant()
     def fifo_holds(self) -> None:

@@ -59,6 +59,7 @@ class HoldEverything:
     name: ClassVar[str] = "hold-everything"
     cycle_kind: ClassVar[str] = "hold"
     runs_when_idle: ClassVar[bool] = False
+    reserves_liquidity: ClassVar[bool] = False
 
     def on_accepted(self, engine, payment, events):
         return engine.enqueue(payment, events, reason=None, text="held forever")

@@ -199,8 +199,12 @@ def test_calibration_figures_and_exact_conversion() -> None:
         c.trade_usd_bn for c in calibration.corridors if c.b in ("KZ", "KG", "UZ", "TJ")
     )
     assert central_asia + Fraction("10.65") == calibration.totals_usd_bn["china_central_asia"]
+    # The corridors carry sourced figures of different periods (Indian and Pakistani fiscal
+    # years, a 2023 figure for Iran): together they stay below China's headline trade with the
+    # other members, and the gap is not simulated (it was once filled with a derived residual).
     members = sum(c.trade_usd_bn for c in calibration.corridors if c.a == "CN")
-    assert members == calibration.totals_usd_bn["china_sco_other_members"]
+    total = calibration.totals_usd_bn["china_sco_other_members"]
+    assert total - Fraction(15) < members < total
     russia = next(c for c in calibration.corridors if c.name == "CN-RU")
     assert calibration.national_share(russia) == Fraction(95, 100)
     assert calibration.national_share(russia, Fraction(1, 2)) == Fraction(1, 2)

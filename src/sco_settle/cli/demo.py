@@ -19,9 +19,10 @@ from rich.table import Table
 
 from sco_settle.domain.account import AccountFlags, AccountKind
 from sco_settle.domain.money import format_minor_amount
+from sco_settle.domain.results import CreateTransferResult
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
-from sco_settle.ledger.invariants import verify
+from sco_settle.ledger.invariants import VerifyReport, verify
 from sco_settle.network import load_network
 from sco_settle.storage import SqliteStore
 
@@ -146,7 +147,9 @@ def _amount(rng: random.Random) -> int:
     return rng.randrange(10**digits, 10 ** (digits + 1))
 
 
-def _tally(outcome: _Outcome, ledger: Ledger, batch: list[Transfer], results: list) -> None:  # type: ignore[type-arg]
+def _tally(
+    outcome: _Outcome, ledger: Ledger, batch: list[Transfer], results: list[CreateTransferResult]
+) -> None:
     outcome.events += len(batch)
     for transfer, result in zip(batch, results, strict=True):
         outcome.results[str(result)] += 1
@@ -160,8 +163,12 @@ def _tally(outcome: _Outcome, ledger: Ledger, batch: list[Transfer], results: li
 
 
 def _print_summary(
-    console: Console, outcome: _Outcome, elapsed: float, report, verify_seconds: float
-) -> None:  # type: ignore[no-untyped-def]
+    console: Console,
+    outcome: _Outcome,
+    elapsed: float,
+    report: VerifyReport,
+    verify_seconds: float,
+) -> None:
     table = Table(title="SCO Settle demo")
     table.add_column("figure")
     table.add_column("value", justify="right")

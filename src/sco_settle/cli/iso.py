@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sco_settle.messaging.iso20022 import MESSAGE_BYTES_MAX, MessageRejectedError, open_message
+
+if TYPE_CHECKING:  # Imported where used, so that the other commands start fast.
+    from sco_settle.network import Network
+    from sco_settle.payments.engine import PaymentEngine
 
 iso_app = typer.Typer(
     help="ISO 20022 messages: validate against the official XSDs.", no_args_is_help=True
@@ -42,7 +46,7 @@ def validate(
     typer.echo(f"valid: {opened.definition}")
 
 
-def _engine(db: Path, network_name: str):  # type: ignore[no-untyped-def]
+def _engine(db: Path, network_name: str) -> tuple[PaymentEngine, Network]:
     """Open the ledger at ``db`` (created by ``sco-settle init``) with its payment engine."""
     from sco_settle.ledger import Ledger
     from sco_settle.network import load_network

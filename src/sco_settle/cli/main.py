@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
@@ -33,6 +33,9 @@ from sco_settle.storage.payment_records_sql import SqlPaymentRecords
 from sco_settle.storage.sqlite import StoreFormatError
 
 if TYPE_CHECKING:
+    from sco_settle.domain.account import Account
+    from sco_settle.domain.results import CreateAccountResult, CreateTransferResult
+    from sco_settle.domain.transfer import Transfer
     from sco_settle.payments.recovery import AuditReport
 
 app = typer.Typer(
@@ -97,10 +100,13 @@ def apply(db: DbOption) -> None:
                 continue
             try:
                 kind, items = parse_batch(line)
+                # Casts: ``parse_batch`` returns Account items for "accounts" and Transfer items
+                # otherwise, a pairing its return type does not express.
+                results: list[CreateAccountResult] | list[CreateTransferResult]
                 if kind == "accounts":
-                    results = ledger.create_accounts(items)  # type: ignore[arg-type]
+                    results = ledger.create_accounts(cast("list[Account]", items))
                 else:
-                    results = ledger.create_transfers(items)  # type: ignore[arg-type]
+                    results = ledger.create_transfers(cast("list[Transfer]", items))
             except (BatchFormatError, BatchTooLargeError) as error:
                 out.write(error_line(line_number, str(error)) + "\n")
                 out.flush()
@@ -339,6 +345,18 @@ _register_simulate(app)
 from sco_settle.cli.serve import register as _register_server  # noqa: E402 - after app exists.
 
 _register_server(app)
+
+from sco_settle.cli.calendar import register as _register_calendar  # noqa: E402 - after app.
+
+_register_calendar(app)
+
+from sco_settle.cli.network import register as _register_network  # noqa: E402 - after app.
+
+_register_network(app)
+
+from sco_settle.cli.dst import register as _register_dst  # noqa: E402 - after app exists.
+
+_register_dst(app)
 
 
 def main() -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:  # Imported where used, so that the other commands start fast.
+    from sco_settle.server.keys import IssuedKey, KeyStore
 
 DbUrlOption = Annotated[
     str,
@@ -63,7 +66,7 @@ def serve(
     accounts and opening balances first."""
     import uvicorn
 
-    from sco_settle.payments.engine import Mode
+    from sco_settle.payments.modes import Mode
     from sco_settle.server import ConfigError, ServerConfig, create_app, parse_database_url
     from sco_settle.server.logging import configure_logging
 
@@ -117,7 +120,7 @@ def _fail_on_database_error(error: Exception) -> None:
         _fail(f"PostgreSQL: {error}")
 
 
-def _key_store(db: str, schema: str):  # type: ignore[no-untyped-def]
+def _key_store(db: str, schema: str) -> KeyStore:
     from sco_settle.server import ConfigError, parse_database_url
     from sco_settle.server.db import StateDb
     from sco_settle.server.keys import KeyStore
@@ -133,7 +136,7 @@ def _key_store(db: str, schema: str):  # type: ignore[no-untyped-def]
         raise
 
 
-def _print_issued(issued) -> None:  # type: ignore[no-untyped-def]
+def _print_issued(issued: IssuedKey) -> None:
     record = issued.record
     typer.echo(f"key id:          {record.key_id}")
     typer.echo(f"participant:     {record.participant}")

@@ -6,12 +6,23 @@ import time
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+
+if TYPE_CHECKING:  # Imported where used, so that the other commands start fast.
+    from sco_settle.sim import Outcome
+    from sco_settle.sim.report import Report
 
 FEN_PER_M_CNY = 10**8
 _HEADLINE = (
@@ -50,7 +61,14 @@ def _shown(value: object, divisor: int | None) -> str:
     return f"{Decimal(value) / Decimal(divisor):,.2f}"
 
 
-def _summary(outcome, console: Console) -> None:  # type: ignore[no-untyped-def]
+def _count(report: Report, key: str) -> int:
+    """A headline or rejection metric of ``report`` (0 if absent): these are all counts."""
+    value = report.metrics.get(key, 0)
+    assert isinstance(value, int), (key, value)
+    return value
+
+
+def _summary(outcome: Outcome, console: Console) -> None:
     reports = [("baseline", outcome.baseline)]
     if outcome.scenario is not None:
         reports.append(("scenario", outcome.scenario))
@@ -67,16 +85,16 @@ def _summary(outcome, console: Console) -> None:  # type: ignore[no-untyped-def]
     for key, text, divisor in _HEADLINE:
         cells = [_shown(report.metrics.get(key, 0), divisor) for _, report in reports]
         if outcome.scenario is not None:
-            before = outcome.baseline.metrics.get(key, 0)
-            after = outcome.scenario.metrics.get(key, 0)
-            cells.append(_shown(after - before, divisor))  # type: ignore[operator]
+            before = _count(outcome.baseline, key)
+            after = _count(outcome.scenario, key)
+            cells.append(_shown(after - before, divisor))
         table.add_row(text, *cells)
     reasons = sorted({k for _, r in reports for k in r.metrics if k.startswith("rejected[")})
     for key in reasons:
         cells = [_shown(report.metrics.get(key, 0), None) for _, report in reports]
         if outcome.scenario is not None:
-            before = outcome.baseline.metrics.get(key, 0)
-            cells.append(_shown(outcome.scenario.metrics.get(key, 0) - before, None))
+            before = _count(outcome.baseline, key)
+            cells.append(_shown(_count(outcome.scenario, key) - before, None))
         table.add_row(f"rejected {key[9:-1]}", *cells)
     console.print(table)
 
@@ -109,7 +127,7 @@ def simulate(
 ) -> None:
     """Simulate calibrated SCO trade payments; write CSV, PNG and a summary."""
     from sco_settle.network import load_network
-    from sco_settle.payments.engine import Mode
+    from sco_settle.payments.modes import Mode
     from sco_settle.sim import ScenarioError, SimOptions, parse_scenario
     from sco_settle.sim import simulate as run
 
@@ -143,7 +161,7 @@ def simulate(
         console=console,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(label: str, done: int, total: int) -> None:
             if label not in tasks:

@@ -224,6 +224,8 @@ NonNegativeMajorAmount = Annotated[MajorAmount, AfterValidator(_non_negative)]
 PartialDate = Annotated[str, BeforeValidator(_partial_date)]
 FullDate = Annotated[dt.date, BeforeValidator(_full_date)]
 Text = Annotated[StrictStr, Field(min_length=1)]
+# A key of the network's ``sources`` table (which gives the URL or citation of each).
+SourceKey = Annotated[StrictStr, Field(pattern=r"^[a-z0-9][a-z0-9_]{1,63}$")]
 
 
 class _Entry(BaseModel):
@@ -262,6 +264,7 @@ class CountryEntry(_Entry):
     previous_statuses: tuple[StatusPeriod, ...] = ()
     uncertain: StrictBool = False
     note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
 
     def to_domain(self) -> Country:
         return Country(
@@ -294,6 +297,7 @@ class ParticipantEntry(_Entry):
     synthetic_bic: StrictBool = False
     uncertain: StrictBool = False
     note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
 
     def to_domain(self) -> Participant:
         return Participant(bic=self.bic, name=self.name, kind=self.kind, country=self.country)
@@ -309,6 +313,7 @@ class CorrespondentLink(_Entry):
     opening_balance: PositiveMajorAmount | None = None
     uncertain: StrictBool = False
     note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
 
     @property
     def key(self) -> AccountKey:
@@ -327,6 +332,7 @@ class SwapLine(_Entry):
     status: Text
     uncertain: StrictBool = False
     note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
 
     @property
     def last_signed(self) -> str:
@@ -359,6 +365,8 @@ class Network(_Entry):
     participants: tuple[ParticipantEntry, ...]
     correspondent_links: tuple[CorrespondentLink, ...] = ()
     swap_lines: tuple[SwapLine, ...] = ()
+    # Source key -> where the fact comes from (a URL, or a dataset and its version).
+    sources: dict[SourceKey, Text] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Network:
@@ -592,6 +600,22 @@ def _network_problems(network: Network) -> Iterator[Problem]:
     yield from _swap_line_problems(network)
     yield from _uncertain_problems(network)
     yield from _issuance_total_problems(network)
+    yield from _source_problems(network)
+
+
+def _source_problems(network: Network) -> Iterator[Problem]:
+    """Every source an entry cites is in the ``sources`` table."""
+    sections: tuple[tuple[str, tuple[Any, ...]], ...] = (
+        ("countries", network.countries),
+        ("participants", network.participants),
+        ("correspondent_links", network.correspondent_links),
+        ("swap_lines", network.swap_lines),
+    )
+    for section, entries in sections:
+        for index, entry in enumerate(entries):
+            for key in entry.sources:
+                if key not in network.sources:
+                    yield (section, index, "sources"), f"source {key!r} is not in sources"
 
 
 def _country_problems(network: Network) -> Iterator[Problem]:

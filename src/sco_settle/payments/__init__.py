@@ -5,6 +5,7 @@ Everything here is pure and deterministic: plain inputs (BICs, ISO 4217 codes, i
 ledger (linked and pending transfers) happens in a layer above.
 """
 
+from sco_settle.ledger import InvariantViolation
 from sco_settle.payments.fx import Conversion, Quote, Rate, RateSide, RateTable, Rounding, convert
 from sco_settle.payments.gridlock import (
     GridlockResult,
@@ -18,7 +19,6 @@ from sco_settle.payments.gridlock import (
 from sco_settle.payments.netting import (
     BilateralPositions,
     CappedNetting,
-    InvariantViolation,
     LegNetting,
     NetDebitLimit,
     NetPositions,

@@ -44,7 +44,7 @@ from sco_settle.ledger import BATCH_EVENTS_MAX, InvariantViolation
 from sco_settle.ledger.state_machine import AccountState
 from sco_settle.payments import recovery
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
-from sco_settle.payments.modes import CycleReport, Entry, register
+from sco_settle.payments.modes import CycleReport, Entry, Events, register
 from sco_settle.payments.netting import (
     LegNetting,
     NetDebitLimit,
@@ -68,11 +68,13 @@ class DeferredNet:
     name: ClassVar[str] = "dns"
     cycle_kind: ClassVar[str] = "dns"
     runs_when_idle: ClassVar[bool] = False  # Cycles run at their scheduled times.
+    # Held payments move nothing until their cycle nets them: they reserve nothing.
+    reserves_liquidity: ClassVar[bool] = False
 
     def on_accepted(
-        self, engine: PaymentEngine, payment: Payment, events: list[tuple[PaymentStatus, str]]
+        self, engine: PaymentEngine, payment: Payment, events: Events
     ) -> PaymentOutcome | None:
-        engine.route(payment, for_cycle=True)  # Refuse now what can never settle.
+        engine.route(payment, for_cycle=True, refuse_hopeless=True)  # Refuse what never can.
         return engine.enqueue(payment, events, reason=None, text=HELD)
 
     def after_batch(self, engine: PaymentEngine, settled_any: bool) -> None:
@@ -117,7 +119,7 @@ def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport,
             found = _route_held(engine, queued)
         except PaymentRejected as rejection:
             engine.queue.remove(queued.payment.payment_id)
-            events: list[tuple[PaymentStatus, str]] = []
+            events: Events = []
             outcome = engine.reject(queued.payment, rejection.reason, rejection.text, events)
             entries.append((queued.payment, outcome, None, events))
             continue

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from sco_settle.domain.account import Account, AccountKind
 from sco_settle.domain.account_key import AccountKey, AccountKeyKind
@@ -33,9 +35,9 @@ from sco_settle.domain.money import AMOUNT_MAX, is_currency
 from sco_settle.domain.participants import BicError, parse_bic
 from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
-from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
+from sco_settle.ledger import BATCH_EVENTS_MAX, InvariantViolation, Ledger
 from sco_settle.network import account_id_for_key
-from sco_settle.payments import recovery
+from sco_settle.payments import recovery, reservations
 from sco_settle.payments.fx import amounts_disagree
 from sco_settle.payments.model import (
     REASON_TEXT,
@@ -49,7 +51,7 @@ from sco_settle.payments.model import (
     RequestOutcome,
     ReturnOutcome,
 )
-from sco_settle.payments.modes import CycleReport, Entry, Mode, SettlementMode, mode_for
+from sco_settle.payments.modes import CycleReport, Entry, Events, Mode, SettlementMode, mode_for
 from sco_settle.payments.network_view import NetworkView, Scenario
 from sco_settle.payments.plan import (
     LINKED,
@@ -90,6 +92,12 @@ _LIMIT_RESULTS = frozenset(
 Screen = Callable[[Payment], tuple[Reason, str] | None]
 
 
+class EngineStopped(RuntimeError):
+    """A write of an earlier operation failed (the ledger's or the payment records'), so the
+    engine's memory may be ahead of what is durable: it takes no more work. A restart (a new
+    engine over the same stores) recovers exactly the durable state (``recover``)."""
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     mode: Mode = Mode.RTGS
@@ -111,31 +119,41 @@ class EngineSettings:
     net_debit_caps: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-def _linked_by_payer(items: list) -> list[Transfer]:
+class Planned(NamedTuple):
+    """A payment of a batch, routed and planned, before its chain goes to the ledger."""
+
+    position: int  # its index in the batch
+    payment: Payment
+    events: Events
+    routes: list[Route]  # best first
+    chain: list[Transfer]  # its linked chain on ``routes[0]``
+
+
+def _linked_by_payer(items: list[Planned]) -> list[Transfer]:
     """The planned chains as one ledger batch, each payer's chains (adjacent, in arrival order)
     linked into one: if any of a payer's payments is refused, all of them are, and each is
     then retried alone in order, so a later payment never settles while an earlier one of the
     same payer is queued (FIFO)."""
     batch: list[Transfer] = []
     for position, item in enumerate(items):
-        chain = item[4]
+        chain = item.chain
         following = items[position + 1] if position + 1 < len(items) else None
-        if following is not None and following[1].debtor_agent == item[1].debtor_agent:
+        if following is not None and following.payment.debtor_agent == item.payment.debtor_agent:
             chain = [*chain[:-1], chain[-1]._replace(flags=chain[-1].flags | LINKED)]
         batch.extend(chain)
     return batch
 
 
-def _chain_groups(planned: list) -> Iterable[list]:
+def _chain_groups(planned: list[Planned]) -> Iterable[list[Planned]]:
     """Consecutive planned payments whose chains together fit one ledger batch."""
-    group: list = []
+    group: list[Planned] = []
     size = 0
     for item in planned:
-        if group and size + len(item[4]) > BATCH_EVENTS_MAX:
+        if group and size + len(item.chain) > BATCH_EVENTS_MAX:
             yield group
             group, size = [], 0
         group.append(item)
-        size += len(item[4])
+        size += len(item.chain)
     if group:
         yield group
 
@@ -195,6 +213,9 @@ class PaymentEngine:
         # neither settle nor hold back their payer's later payments until then).
         self.warehouse = PaymentQueue()
         self._queue_seq = 0
+        self._reservation_seq = 0
+        self.stopped: BaseException | None = None  # the failure that stopped the engine
+        self.reservations: dict[int, reservations.Reservation] = {}
         self.clearing = self._open_clearing_accounts()
         for payment, seq in records.queued():
             waiting = QueuedPayment(payment, seq, ledger.clock())
@@ -207,8 +228,23 @@ class PaymentEngine:
         self._credit_line_max: dict[str, int] = {}
         # Start-up reconciliation: what a crash left unrecorded is settled from the ledger.
         self.recovered = self.recover()
+        # The queue's liquidity reservations: those the ledger holds open, set to the rule.
+        self.reservations = reservations.adopt(ledger.state.pending_open.values())
+        self._reserve()
 
     # -- public API -------------------------------------------------------------------------
+
+    @contextmanager
+    def _operation(self) -> Iterator[None]:
+        """One operation on the engine's state: refused once the engine stopped, and stopping
+        it when anything escapes (a failed write leaves memory ahead of the durable state)."""
+        if self.stopped is not None:
+            raise EngineStopped(f"the payment engine stopped after: {self.stopped}")
+        try:
+            yield
+        except BaseException as error:
+            self.stopped = error
+            raise
 
     def submit(self, payment: Payment) -> PaymentOutcome:
         return self.submit_many([payment])[0]
@@ -221,83 +257,90 @@ class PaymentEngine:
         nothing). A chain the ledger refuses (an earlier payment of the batch took the liquidity,
         or the graph was stale) is retried on its own: other routes, fresh routing, or the queue.
         """
-        outcomes: list[PaymentOutcome | None] = [None] * len(payments)
-        events_of: dict[int, list] = {}
-        first_index: dict[str, int] = {}
-        duplicates: list[tuple[int, int]] = []
-        planned: list[tuple[int, Payment, list, list[Route], list[Transfer]]] = []
-        released = self._release_due()
-        seen = self.records.get_many([payment.payment_id for payment in payments])
-        for index, payment in enumerate(payments):
-            if payment.payment_id in first_index:
-                duplicates.append((index, first_index[payment.payment_id]))
-                continue
-            known = self._resubmission(payment, seen.get(payment.payment_id))
-            if known is not None:
-                outcomes[index] = known
-                continue
-            first_index[payment.payment_id] = index
-            events: list[tuple[PaymentStatus, str]] = [(PaymentStatus.RECEIVED, "")]
-            events_of[index] = events
-            try:
-                self._accept(payment, events)
-                if self._not_yet(payment):
-                    outcomes[index] = self.enqueue(
-                        payment, events, reason=None, text=_warehoused_text(payment)
+        with self._operation():
+            outcomes: list[PaymentOutcome | None] = [None] * len(payments)
+            events_of: dict[int, Events] = {}
+            first_index: dict[str, int] = {}
+            duplicates: list[tuple[int, int]] = []
+            planned: list[Planned] = []
+            released = self._release_due()
+            self._release_for({payment.debtor_agent for payment in payments})
+            seen = self.records.get_many([payment.payment_id for payment in payments])
+            for index, payment in enumerate(payments):
+                if payment.payment_id in first_index:
+                    duplicates.append((index, first_index[payment.payment_id]))
+                    continue
+                known = self._resubmission(payment, seen.get(payment.payment_id))
+                if known is not None:
+                    outcomes[index] = known
+                    continue
+                first_index[payment.payment_id] = index
+                events: Events = [(PaymentStatus.RECEIVED, "")]
+                events_of[index] = events
+                try:
+                    self._accept(payment, events)
+                    if self._not_yet(payment):
+                        outcomes[index] = self.enqueue(
+                            payment, events, reason=None, text=_warehoused_text(payment)
+                        )
+                        continue
+                    held = self.mode.on_accepted(self, payment, events)
+                    if held is not None:
+                        outcomes[index] = held
+                        continue
+                    routes = self.route(payment, alternatives=False, refuse_hopeless=True)
+                    if not routes:
+                        outcomes[index] = self.enqueue(payment, events)
+                        continue
+                    planned.append(
+                        Planned(index, payment, events, routes, self.plan(payment, routes[0]))
                     )
-                    continue
-                held = self.mode.on_accepted(self, payment, events)
-                if held is not None:
-                    outcomes[index] = held
-                    continue
-                routes = self.route(payment, alternatives=False)
-                if not routes:
-                    outcomes[index] = self.enqueue(payment, events)
-                    continue
-                planned.append((index, payment, events, routes, self.plan(payment, routes[0])))
-            except PaymentRejected as rejection:
-                outcomes[index] = self.reject(payment, rejection.reason, rejection.text, events)
-        # Write-ahead: a chain reaches the ledger only after its payment's intent is durable, so
-        # a crash can never leave money moved without a trace of the payment (``recover``).
-        self.records.begin([(item[1], "settle") for item in planned], self.ledger.clock())
-        for group in _chain_groups(sorted(planned, key=lambda item: item[1].debtor_agent)):
-            ready = []
-            for item in group:  # A payer's earlier payment may have joined the queue since.
-                if self.queue.blocks(item[1]):
-                    outcomes[item[0]] = self._wait_in_line(item[1], item[2])
-                else:
-                    ready.append(item)
-            results = self.ledger.create_transfers(_linked_by_payer(ready))
-            position = 0
-            for index, payment, events, routes, chain in ready:
-                mine = results[position : position + len(chain)]
-                position += len(chain)
-                outcomes[index] = self._after_batch(payment, routes, chain, mine, events)
-        for index, first in duplicates:
-            original = outcomes[first]
-            assert original is not None  # The first of the duplicates was answered above.
-            outcomes[index] = replace(original, duplicate=True)
-        entries = released
-        for index in sorted(events_of):
-            outcome = outcomes[index]
-            assert outcome is not None
-            queued = self._waiting(payments[index].payment_id)
-            entries.append(
-                (payments[index], outcome, queued.seq if queued else None, events_of[index])
-            )
-        self._record(entries)
-        settled_any = any(o is not None and o.status is PaymentStatus.SETTLED for o in outcomes)
-        self.mode.after_batch(self, settled_any)
-        return outcomes  # type: ignore[return-value]
+                except PaymentRejected as rejection:
+                    outcomes[index] = self.reject(payment, rejection.reason, rejection.text, events)
+            # Write-ahead: a chain reaches the ledger only after its payment's intent is durable, so
+            # a crash can never leave money moved without a trace of the payment (``recover``).
+            self.records.begin([(item.payment, "settle") for item in planned], self.ledger.clock())
+            for group in _chain_groups(sorted(planned, key=lambda item: item.payment.debtor_agent)):
+                ready: list[Planned] = []
+                for item in group:  # A payer's earlier payment may have joined the queue since.
+                    if self.queue.blocks(item.payment):
+                        outcomes[item.position] = self._wait_in_line(item.payment, item.events)
+                    else:
+                        ready.append(item)
+                results = self.ledger.create_transfers(_linked_by_payer(ready))
+                position = 0
+                for index, payment, events, routes, chain in ready:
+                    mine = results[position : position + len(chain)]
+                    position += len(chain)
+                    outcomes[index] = self._after_batch(payment, routes, chain, mine, events)
+            for index, first in duplicates:
+                original = outcomes[first]
+                assert original is not None  # The first of the duplicates was answered above.
+                outcomes[index] = replace(original, duplicate=True)
+            entries = released
+            for index in sorted(events_of):
+                outcome = outcomes[index]
+                assert outcome is not None
+                queued = self._waiting(payments[index].payment_id)
+                entries.append(
+                    (payments[index], outcome, queued.seq if queued else None, events_of[index])
+                )
+            self._record(entries)
+            settled_any = any(o is not None and o.status is PaymentStatus.SETTLED for o in outcomes)
+            self.mode.after_batch(self, settled_any)
+            self._reserve()
+            answered = [outcome for outcome in outcomes if outcome is not None]
+            assert len(answered) == len(payments)  # Every payment was answered above.
+            return answered
 
-    def _wait_in_line(self, payment: Payment, events: list) -> PaymentOutcome:
+    def _wait_in_line(self, payment: Payment, events: Events) -> PaymentOutcome:
         """FIFO: queue ``payment`` behind its payer's earlier queued payments."""
         try:
             return self.enqueue(payment, events, reason=None, text=FIFO_TEXT)
         except PaymentRejected as rejection:
             return self.reject(payment, rejection.reason, rejection.text, events)
 
-    def _accept(self, payment: Payment, events: list) -> None:
+    def _accept(self, payment: Payment, events: Events) -> None:
         """Validate and screen, noting each step as an event; ``PaymentRejected`` refuses."""
         self._validate(payment)
         events.append((PaymentStatus.VALIDATED, ""))
@@ -311,8 +354,8 @@ class PaymentEngine:
         payment: Payment,
         routes: list[Route],
         chain: list[Transfer],
-        results: list,
-        events: list,
+        results: list[TR],
+        events: Events,
     ) -> PaymentOutcome:
         try:
             outcome = self._judge(payment, routes[0], chain, results, events)
@@ -325,7 +368,7 @@ class PaymentEngine:
         return outcome
 
     def _settle_alone(
-        self, payment: Payment, alternatives: list[Route], events: list
+        self, payment: Payment, alternatives: list[Route], events: Events
     ) -> PaymentOutcome:
         """After a refusal: the other routes, then a fresh look at the network, then the queue
         (at once, if an earlier payment of the payer now waits there: FIFO)."""
@@ -387,44 +430,45 @@ class PaymentEngine:
         resubmitting one return answers its first outcome and a second return is a new one.
         The original is marked returned by the amount of each return that *settles*.
         """
-        found = self.records.get(payment_id)
-        if found is None or returned_by != found[0].creditor_agent:
-            return _refused_return(payment_id, Reason.NARR, "original payment not found")
-        original, outcome, _ = found
-        return_payment_id = f"{returned_by}:{return_id or 'return'}:{payment_id}"
-        if outcome.status not in (PaymentStatus.SETTLED, PaymentStatus.RETURNED):
-            return _refused_return(
-                payment_id, Reason.NARR, f"payment is {outcome.status.value}, not settled"
+        with self._operation():
+            found = self.records.get(payment_id)
+            if found is None or returned_by != found[0].creditor_agent:
+                return _refused_return(payment_id, Reason.NARR, "original payment not found")
+            original, outcome, _ = found
+            return_payment_id = f"{returned_by}:{return_id or 'return'}:{payment_id}"
+            if outcome.status not in (PaymentStatus.SETTLED, PaymentStatus.RETURNED):
+                return _refused_return(
+                    payment_id, Reason.NARR, f"payment is {outcome.status.value}, not settled"
+                )
+            known = self.records.get(return_payment_id)
+            if known is None:
+                left = self._left_to_return(original, outcome)
+                wanted = amount if amount is not None else (left, original.creditor_currency)
+                problem = _return_amount_problem(original, wanted, left)
+                if problem:
+                    return _refused_return(payment_id, Reason.AM09, problem)
+            else:
+                wanted = (known[0].amount_minor, known[0].currency)
+            reverse = Payment(
+                payment_id=return_payment_id,
+                debtor_agent=original.creditor_agent,
+                creditor_agent=original.debtor_agent,
+                amount_minor=wanted[0],
+                currency=original.creditor_currency,
+                creditor_currency=original.currency,
+                debtor=original.creditor,
+                creditor=original.debtor,
+                end_to_end_id=original.end_to_end_id,
+                uetr=original.uetr,
+                remittance_info=f"return of {payment_id}: {reason}"[:140],
+                priority=original.priority,
+                returns=payment_id,
             )
-        known = self.records.get(return_payment_id)
-        if known is None:
-            left = self._left_to_return(original, outcome)
-            wanted = amount if amount is not None else (left, original.creditor_currency)
-            problem = _return_amount_problem(original, wanted, left)
-            if problem:
-                return _refused_return(payment_id, Reason.AM09, problem)
-        else:
-            wanted = (known[0].amount_minor, known[0].currency)
-        reverse = Payment(
-            payment_id=return_payment_id,
-            debtor_agent=original.creditor_agent,
-            creditor_agent=original.debtor_agent,
-            amount_minor=wanted[0],
-            currency=original.creditor_currency,
-            creditor_currency=original.currency,
-            debtor=original.creditor,
-            creditor=original.debtor,
-            end_to_end_id=original.end_to_end_id,
-            uetr=original.uetr,
-            remittance_info=f"return of {payment_id}: {reason}"[:140],
-            priority=original.priority,
-            returns=payment_id,
-        )
-        answer = self.submit(reverse)
-        if answer.status is PaymentStatus.REJECTED:
-            assert answer.reason is not None
-            return ReturnOutcome(payment_id, False, answer.reason, answer.reason_text, answer)
-        return ReturnOutcome(payment_id, True, payment=answer)
+            answer = self.submit(reverse)
+            if answer.status is PaymentStatus.REJECTED:
+                assert answer.reason is not None
+                return ReturnOutcome(payment_id, False, answer.reason, answer.reason_text, answer)
+            return ReturnOutcome(payment_id, True, payment=answer)
 
     def _left_to_return(self, original: Payment, outcome: PaymentOutcome) -> int:
         """What the creditor agent received and has not returned or begun to return."""
@@ -449,7 +493,7 @@ class PaymentEngine:
         if not settled:
             return entries
         originals = self.records.get_many(list({entry[0].returns for entry in settled}))
-        updated: dict[str, tuple[Payment, PaymentOutcome, list]] = {}
+        updated: dict[str, tuple[Payment, PaymentOutcome, Events]] = {}
         for payment, _, _, _ in settled:
             if payment.returns not in originals:
                 continue
@@ -510,37 +554,40 @@ class PaymentEngine:
         """Cancel a payment that waits (queued, held for a cycle, or warehoused): only its
         debtor agent may (for anyone else it does not exist). A payment already final (settled,
         rejected, returned, cancelled) is not changed: NARR with its status."""
-        found = self._own_waiting(payment_id, requested_by)
-        if isinstance(found, RequestOutcome):
-            return found
-        (self.queue if payment_id in self.queue else self.warehouse).remove(payment_id)
-        outcome = PaymentOutcome(
-            payment_id, PaymentStatus.CANCELLED, None, f"cancelled by {requested_by}"
-        )
-        self._record(
-            [(found.payment, outcome, None, [(PaymentStatus.CANCELLED, outcome.reason_text)])]
-        )
-        return RequestOutcome(payment_id, True, payment=outcome)
+        with self._operation():
+            found = self._own_waiting(payment_id, requested_by)
+            if isinstance(found, RequestOutcome):
+                return found
+            (self.queue if payment_id in self.queue else self.warehouse).remove(payment_id)
+            outcome = PaymentOutcome(
+                payment_id, PaymentStatus.CANCELLED, None, f"cancelled by {requested_by}"
+            )
+            self._record(
+                [(found.payment, outcome, None, [(PaymentStatus.CANCELLED, outcome.reason_text)])]
+            )
+            self._reserve()  # What it held back is free again.
+            return RequestOutcome(payment_id, True, payment=outcome)
 
     def reprioritise(
         self, payment_id: str, priority: Priority, *, requested_by: str
     ) -> RequestOutcome:
         """Change the priority of a waiting payment (its debtor agent only). It keeps its
         arrival order: among the payments of its new priority it stands where it arrived."""
-        found = self._own_waiting(payment_id, requested_by)
-        if isinstance(found, RequestOutcome):
-            return found
-        holder = self.queue if payment_id in self.queue else self.warehouse
-        changed = replace(found.payment, priority=priority)
-        holder.add(QueuedPayment(changed, found.seq, found.enqueued_at))  # replaces it
-        text = f"priority set to {priority.value}"
-        if holder is self.warehouse:
-            text = f"{_warehoused_text(changed)}; {text}"
-        outcome = PaymentOutcome(payment_id, PaymentStatus.QUEUED, None, text)
-        events = [(PaymentStatus.QUEUED, f"priority set to {priority.value} by {requested_by}")]
-        self._record([(changed, outcome, found.seq, events)])
-        self.mode.after_batch(self, False)
-        return RequestOutcome(payment_id, True, payment=outcome)
+        with self._operation():
+            found = self._own_waiting(payment_id, requested_by)
+            if isinstance(found, RequestOutcome):
+                return found
+            holder = self.queue if payment_id in self.queue else self.warehouse
+            changed = replace(found.payment, priority=priority)
+            holder.add(QueuedPayment(changed, found.seq, found.enqueued_at))  # replaces it
+            text = f"priority set to {priority.value}"
+            if holder is self.warehouse:
+                text = f"{_warehoused_text(changed)}; {text}"
+            outcome = PaymentOutcome(payment_id, PaymentStatus.QUEUED, None, text)
+            events = [(PaymentStatus.QUEUED, f"priority set to {priority.value} by {requested_by}")]
+            self._record([(changed, outcome, found.seq, events)])
+            self.mode.after_batch(self, False)
+            return RequestOutcome(payment_id, True, payment=outcome)
 
     def _own_waiting(self, payment_id: str, requested_by: str) -> QueuedPayment | RequestOutcome:
         waiting = self._waiting(payment_id)
@@ -552,20 +599,89 @@ class PaymentEngine:
         status = found[1].status.value
         return RequestOutcome(payment_id, False, Reason.NARR, f"payment is {status}, not waiting")
 
+    # -- liquidity reservations (``payments.reservations``) -----------------------------------
+
+    def _reserving_account(self, payment: Payment) -> int | None:
+        """The account a queued payment reserves on: its payer's settlement account in the
+        payment's currency (None: it pays from a correspondent account)."""
+        return self.view.account_id(AccountKey.settlement(payment.debtor_agent, payment.currency))
+
+    def _reserve(self) -> None:
+        """Set every account's reservation to the rule: the smaller of its queued payments'
+        total and what it could pay (none at all when the mode does not reserve)."""
+        if not self.mode.reserves_liquidity:
+            self._apply_reservations({})
+            return
+        if not self.queue and not self.reservations:
+            return
+        queued: list[tuple[int, int]] = []
+        for waiting in self.queue.select():
+            amount = reservations.reserved_amount(waiting.payment)
+            account = self._reserving_account(waiting.payment)
+            if amount is not None and account is not None:
+                queued.append((account, amount))
+        headroom = {}
+        for account_id in {account for account, _ in queued}:
+            state = self.ledger.lookup_account(account_id)
+            if state is not None:
+                headroom[account_id] = Balances.of(state).headroom_minor
+        held = {account: kept.amount for account, kept in self.reservations.items()}
+        self._apply_reservations(reservations.targets(queued, headroom, held))
+
+    def _release_for(self, payers: set[str] | None) -> None:
+        """Void the reservations of ``payers``' accounts (None: every one) before settling."""
+        if not self.reservations:
+            return
+        kept = {
+            account: held.amount
+            for account, held in self.reservations.items()
+            if payers is not None and self._owner(account) not in payers
+        }
+        if len(kept) < len(self.reservations):
+            self._apply_reservations(kept)
+            self.view.invalidate()  # Routes may use what was reserved.
+
+    def _owner(self, account_id: int) -> str:
+        state = self.ledger.lookup_account(account_id)
+        return state.account.participant if state is not None else ""
+
+    def _apply_reservations(self, wanted: dict[int, int]) -> None:
+        clearing_of = {}
+        for account_id in wanted:
+            state = self.ledger.lookup_account(account_id)
+            if state is None:
+                raise InvariantViolation(f"a reservation names account {account_id}, missing")
+            clearing_of[account_id] = self.clearing[state.currency]
+        self._reservation_seq += 1
+        stamp = f"{self.ledger.clock()}:{self._reservation_seq}"
+        transfers, after = reservations.changes(self.reservations, wanted, clearing_of, stamp)
+        if not transfers:
+            return
+        results = self.ledger.create_transfers(transfers)
+        if all(result is TR.OK for result in results):
+            self.reservations = after
+        else:  # Out of step with the ledger (a reservation resolved elsewhere): read it again.
+            self.reservations = reservations.adopt(self.ledger.state.pending_open.values())
+
     def run_cycle(self, selection: Selection = EVERYTHING) -> CycleReport:
         """One cycle of the settlement mode over the selected queued payments: those past the
         queue timeout are rejected (TM01), then the mode settles what it can (RTGS: the
         liquidity-saving mechanism; DNS: netting). Recorded before it returns."""
-        released = self._release_due()
-        expired = self.expire_queue(selection)
-        report, entries = self.mode.run_cycle(self, selection)
-        entries = released + expired + entries
-        self._record(entries)
-        report.rejected += len(expired)
-        self.stats.cycles += 1
-        report.number = self.stats.cycles
-        report.outcomes = [entry[1] for entry in entries]
-        return report
+        with self._operation():
+            released = self._release_due()
+            self._release_for(
+                None
+            )  # The cycle may settle any queued payment: free their liquidity.
+            expired = self.expire_queue(selection)
+            report, entries = self.mode.run_cycle(self, selection)
+            entries = released + expired + entries
+            self._record(entries)
+            self._reserve()
+            report.rejected += len(expired)
+            self.stats.cycles += 1
+            report.number = self.stats.cycles
+            report.outcomes = [entry[1] for entry in entries]
+            return report
 
     # -- the life of one payment ------------------------------------------------------------
 
@@ -625,10 +741,17 @@ class PaymentEngine:
             raise PaymentRejected(Reason.AM09, disagreement)
 
     def route(
-        self, payment: Payment, *, for_cycle: bool = False, alternatives: bool = True
+        self,
+        payment: Payment,
+        *,
+        for_cycle: bool = False,
+        alternatives: bool = True,
+        refuse_hopeless: bool = False,
     ) -> list[Route]:
         """Routes best first; with ``alternatives=False`` only the cheapest (much faster: the
-        ranked alternatives are computed only when a first attempt is refused)."""
+        ranked alternatives are computed only when a first attempt is refused). [] when only
+        liquidity is missing; with ``refuse_hopeless``, ``PaymentRejected`` (AM02) instead when
+        no liquidity could ever be enough (over every route's swap-line size)."""
         graph = self.view.graph(self.ledger, self.scenario, ignore_balances=for_cycle)
         finder = find_routes_delivering if _delivers_fixed(payment) else find_routes
         result = finder(
@@ -654,7 +777,18 @@ class PaymentEngine:
         if reasons & _LIQUIDITY_REASONS:
             if not for_cycle and not self.view.is_current(self.ledger, self.scenario):
                 self.view.invalidate()  # The graph lags the ledger: look again before queueing.
-                return self.route(payment, for_cycle=for_cycle, alternatives=alternatives)
+                return self.route(
+                    payment,
+                    for_cycle=for_cycle,
+                    alternatives=alternatives,
+                    refuse_hopeless=refuse_hopeless,
+                )
+            if refuse_hopeless and not self._ever_routable(payment):
+                raise PaymentRejected(
+                    Reason.AM02,
+                    "no route could ever carry this amount: it exceeds the agreed size of the"
+                    " swap lines on every route",
+                )
             return []  # Feasible in principle: wait for liquidity.
         if ExclusionReason.PARTICIPANT_SUSPENDED in reasons:
             raise PaymentRejected(Reason.AG01, "a participant on every route is suspended")
@@ -670,6 +804,23 @@ class PaymentEngine:
                 f"the amount converts to zero {payment.creditor_currency} on every route",
             )
         raise PaymentRejected(Reason.CNOR, "no route to the creditor agent")
+
+    def _ever_routable(self, payment: Payment) -> bool:
+        """Whether some route could carry ``payment`` with all the liquidity in the world
+        (every swap line undrawn): if not, waiting is pointless."""
+        graph = self.view.graph(self.ledger, self.scenario, ever=True)
+        finder = find_routes_delivering if _delivers_fixed(payment) else find_routes
+        found = finder(
+            graph,
+            payment.debtor_agent,
+            payment.creditor_agent,
+            payment.amount_minor,
+            payment.currency,
+            payment.creditor_currency,
+            self.view.rates,
+            k=1,
+        )
+        return bool(found.routes)
 
     def plan(self, payment: Payment, route: Route) -> list[Transfer]:
         """The payment's linked chain on ``route``; never empty: nothing is "settled" without
@@ -691,12 +842,17 @@ class PaymentEngine:
             )
         return chain
 
-    def apply_route(self, payment: Payment, route: Route, events: list) -> PaymentOutcome | None:
+    def apply_route(self, payment: Payment, route: Route, events: Events) -> PaymentOutcome | None:
         chain = self.plan(payment, route)
         return self._judge(payment, route, chain, self.ledger.create_transfers(chain), events)
 
     def _judge(
-        self, payment: Payment, route: Route, chain: list[Transfer], results: list, events: list
+        self,
+        payment: Payment,
+        route: Route,
+        chain: list[Transfer],
+        results: list[TR],
+        events: Events,
     ) -> PaymentOutcome | None:
         """The outcome of a chain the ledger answered: settled, None (refused for liquidity:
         try another way), or ``PaymentRejected``."""
@@ -731,7 +887,7 @@ class PaymentEngine:
     def enqueue(
         self,
         payment: Payment,
-        events: list,
+        events: Events,
         reason: Reason | None = Reason.AM04,
         text: str = "waiting for liquidity",
     ) -> PaymentOutcome:
@@ -754,7 +910,7 @@ class PaymentEngine:
         events.append((PaymentStatus.QUEUED, text))
         return PaymentOutcome(payment.payment_id, PaymentStatus.QUEUED, reason, text)
 
-    def reject(self, payment: Payment, reason: Reason, text: str, events: list) -> PaymentOutcome:
+    def reject(self, payment: Payment, reason: Reason, text: str, events: Events) -> PaymentOutcome:
         self.stats.rejections[reason.value] += 1
         events.append((PaymentStatus.REJECTED, f"{reason.value}: {text}"))
         return PaymentOutcome(
@@ -819,7 +975,7 @@ class PaymentEngine:
         chain never reached the ledger, and report (never repair by guess) chains that do not
         carry their payment. See ``payments.recovery``."""
         report = recovery.RecoveryReport()
-        entries: list = []
+        entries: list[Entry] = []
         dropped: list[str] = []
         lookup = self.ledger.store.get_transfers
         for payment, kind in self.records.intents():
@@ -866,7 +1022,7 @@ class PaymentEngine:
         report.dropped = len(dropped)
         return report
 
-    def _recovered_from_cycle(self, payment: Payment, cycle: recovery.CycleIntent) -> tuple | None:
+    def _recovered_from_cycle(self, payment: Payment, cycle: recovery.CycleIntent) -> Entry | None:
         queued = self.queue.get(payment.payment_id)
         if queued is None:
             return None
@@ -897,7 +1053,7 @@ class PaymentEngine:
             till = queued.payment.settle_till
             if now - queued.enqueued_at >= self.settings.queue_timeout_ns or 0 < till <= now:
                 self.queue.remove(queued.payment.payment_id)
-                events: list = []
+                events: Events = []
                 text = "not settled before its latest settlement time" if 0 < till <= now else ""
                 outcome = self.reject(
                     queued.payment, Reason.TM01, text or REASON_TEXT[Reason.TM01], events
@@ -906,7 +1062,7 @@ class PaymentEngine:
         return entries
 
     def settled_from_queue(
-        self, queued: QueuedPayment, outcome: PaymentOutcome, events: list, counter: str
+        self, queued: QueuedPayment, outcome: PaymentOutcome, events: Events, counter: str
     ) -> Entry:
         self.queue.remove(queued.payment.payment_id)
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)

@@ -23,8 +23,10 @@ from sco_settle.payments.queue import Selection
 if TYPE_CHECKING:
     from sco_settle.payments.engine import PaymentEngine
 
+# A payment's life so far, in order: (status, detail).
+Events = list[tuple[PaymentStatus, str]]
 # What the engine records for one payment: (payment, outcome, queue sequence or None, events).
-Entry = tuple[Payment, PaymentOutcome, int | None, list[tuple[PaymentStatus, str]]]
+Entry = tuple[Payment, PaymentOutcome, int | None, Events]
 
 
 class Mode(enum.StrEnum):
@@ -63,9 +65,11 @@ class SettlementMode(Protocol):
     name: ClassVar[str]  # its registered name
     cycle_kind: ClassVar[str]  # what its cycles are called in reports ("lsm", "dns")
     runs_when_idle: ClassVar[bool]  # run a cycle whenever the queue is not empty (on ticks)
+    # queued payments hold liquidity reservations (``payments.reservations``)
+    reserves_liquidity: ClassVar[bool]
 
     def on_accepted(
-        self, engine: PaymentEngine, payment: Payment, events: list[tuple[PaymentStatus, str]]
+        self, engine: PaymentEngine, payment: Payment, events: Events
     ) -> PaymentOutcome | None:
         """A validated, screened payment: its outcome now (held, ...), or None to have the
         engine route and settle it gross at once."""

@@ -9,7 +9,7 @@ vostro account, up to that account's balance (an FX point priced by the MARKET q
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -79,7 +79,7 @@ class NetworkView:
         self.accounts_by_key = {str(key): account for key, account in self.accounts.items()}
         self.central_banks = frozenset(network.settlement_agents.values())
         # Compiled graphs by (scenario, ignore_balances): (generation, ledger timestamp, uses).
-        self._graphs: dict[tuple[Scenario, bool], tuple[RoutingGraph, int, int, int]] = {}
+        self._graphs: dict[tuple[Scenario, bool, bool], tuple[RoutingGraph, int, int, int]] = {}
         self.generation = 0
 
     def account_id(self, key: AccountKey | str) -> int | None:
@@ -91,15 +91,23 @@ class NetworkView:
         return account.id if account else None
 
     def graph(
-        self, ledger: Ledger, scenario: Scenario | None = None, *, ignore_balances: bool = False
+        self,
+        ledger: Ledger,
+        scenario: Scenario | None = None,
+        *,
+        ignore_balances: bool = False,
+        ever: bool = False,
     ) -> RoutingGraph:
         """The graph for the ledger's current balances (rebuilt only when the ledger moved).
 
         ``ignore_balances`` routes on structure and swap-line headroom only: deferred net
         settlement checks liquidity on net positions at the end of the cycle, not per payment.
+        ``ever`` routes on structure and each swap line's whole agreed size: a payment with no
+        route there could never settle, whatever liquidity arrives.
         """
         scenario = scenario or Scenario()
-        key = (scenario, ignore_balances)
+        ignore_balances = ignore_balances or ever
+        key = (scenario, ignore_balances, ever)
         timestamp = ledger.state.last_timestamp
         cached = self._graphs.get(key)
         if cached is not None:
@@ -110,7 +118,7 @@ class NetworkView:
             if generation == self.generation and fresh_enough:
                 self._graphs[key] = (graph, generation, built_at, uses + 1)
                 return graph
-        graph = self._build(ledger, scenario, ignore_balances)
+        graph = self._build(ledger, scenario, ignore_balances, ever)
         self._graphs[key] = (graph, self.generation, timestamp, 1)
         return graph
 
@@ -119,10 +127,12 @@ class NetworkView:
         self.generation += 1
 
     def is_current(self, ledger: Ledger, scenario: Scenario | None = None) -> bool:
-        cached = self._graphs.get((scenario or Scenario(), False))
+        cached = self._graphs.get((scenario or Scenario(), False, False))
         return cached is not None and cached[1:3] == (self.generation, ledger.state.last_timestamp)
 
-    def _build(self, ledger: Ledger, scenario: Scenario, ignore_balances: bool) -> RoutingGraph:
+    def _build(
+        self, ledger: Ledger, scenario: Scenario, ignore_balances: bool, ever: bool = False
+    ) -> RoutingGraph:
         settlement: list[SettlementAccount] = []
         correspondents: list[CorrespondentAccount] = []
         fx_points: list[FxPoint] = []
@@ -150,7 +160,7 @@ class NetworkView:
                 assert key.counterparty is not None, key
                 if limit <= 0:
                     continue  # No agreed size in this currency: nothing can be drawn.
-                drawn = balances.drawn_minor
+                drawn = 0 if ever else balances.drawn_minor
                 countries = {key.owner[4:6], key.counterparty[4:6]}
                 if any(set(pair) == countries for pair in scenario.exhausted_swap_lines):
                     drawn = limit
@@ -168,7 +178,7 @@ class NetworkView:
         return RoutingGraph.build(
             settlement_accounts=settlement,
             correspondents=correspondents,
-            fx_points=fx_points,
+            fx_points=_merged(fx_points),
             swap_lines=swap_lines,
             suspended=scenario.suspended,
             corridor_cuts=scenario.corridor_cuts,
@@ -193,6 +203,21 @@ class NetworkView:
             # home currency, in the holder's own books: no network liquidity needed.
             FxPoint(holder, code, home, AMOUNT_MAX // 4, rate_provider=MARKET),
         ]
+
+
+def _merged(points: list[FxPoint]) -> list[FxPoint]:
+    """One FX point per (holder, from, to): a bank with nostros in one currency at several
+    correspondents converts into that currency once, with their capacities together."""
+    merged: dict[tuple[str, str, str], FxPoint] = {}
+    for point in points:
+        key = (point.provider, point.from_currency, point.to_currency)
+        kept = merged.get(key)
+        if kept is None:
+            merged[key] = point
+        else:
+            total = min(kept.available_minor + point.available_minor, AMOUNT_MAX // 4)
+            merged[key] = replace(kept, available_minor=total)
+    return list(merged.values())
 
 
 def swap_line_utilisation(

@@ -61,12 +61,13 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from sco_settle.domain.money import AMOUNT_MAX, currency
 from sco_settle.domain.participants import bic_country, parse_bic
@@ -317,7 +318,9 @@ class RoutingGraph:
     its own graph (building is cheap) or serialise queries.
     """
 
-    def __init__(self, edges: Sequence[_Edge], suspended: frozenset[str], cuts: frozenset) -> None:
+    def __init__(
+        self, edges: Sequence[_Edge], suspended: frozenset[str], cuts: frozenset[frozenset[str]]
+    ) -> None:
         node_keys = sorted({edge.source for edge in edges} | {edge.target for edge in edges})
         self.nodes: tuple[Node, ...] = tuple(node_keys)
         self._index = {node: index for index, node in enumerate(self.nodes)}
@@ -411,7 +414,7 @@ class RoutingGraph:
 
 
 def _static_block(
-    edge: _Edge, suspended: frozenset[str], cuts: frozenset
+    edge: _Edge, suspended: frozenset[str], cuts: frozenset[frozenset[str]]
 ) -> ExclusionReason | None:
     if edge.source.participant in suspended or edge.target.participant in suspended:
         return ExclusionReason.PARTICIPANT_SUSPENDED
@@ -442,7 +445,7 @@ def _node(bic: str, code: str) -> Node:
     return Node(parse_bic(bic), code)
 
 
-def _settlement_edges(account: SettlementAccount, seen: set) -> list[_Edge]:
+def _settlement_edges(account: SettlementAccount, seen: set[tuple[object, ...]]) -> list[_Edge]:
     member, agent = (
         _node(account.participant, account.currency),
         _node(account.agent, account.currency),
@@ -461,7 +464,7 @@ def _settlement_edges(account: SettlementAccount, seen: set) -> list[_Edge]:
     ]
 
 
-def _correspondent_edges(link: CorrespondentAccount, seen: set) -> list[_Edge]:
+def _correspondent_edges(link: CorrespondentAccount, seen: set[tuple[object, ...]]) -> list[_Edge]:
     holder, servicer = _node(link.holder, link.currency), _node(link.servicer, link.currency)
     if holder == servicer:
         raise ValueError(f"correspondent account of {holder} with itself")
@@ -477,7 +480,7 @@ def _correspondent_edges(link: CorrespondentAccount, seen: set) -> list[_Edge]:
     ]
 
 
-def _fx_edge(point: FxPoint, seen: set) -> _Edge:
+def _fx_edge(point: FxPoint, seen: set[tuple[object, ...]]) -> _Edge:
     source, target = (
         _node(point.provider, point.from_currency),
         _node(point.provider, point.to_currency),
@@ -492,7 +495,7 @@ def _fx_edge(point: FxPoint, seen: set) -> _Edge:
     )
 
 
-def _swap_edge(line: SwapLine, seen: set) -> _Edge:
+def _swap_edge(line: SwapLine, seen: set[tuple[object, ...]]) -> _Edge:
     source = _node(line.drawer, line.drawer_currency)
     target = _node(line.provider, line.provider_currency)
     if source.currency == target.currency or source.participant == target.participant:
@@ -514,6 +517,14 @@ def _swap_edge(line: SwapLine, seen: set) -> _Edge:
 
 
 # --- Per-rate-table context and lower bounds ---------------------------------------------------
+
+# Per relay-core node: the least hops to an anchor, and per hop layer r the least weight over
+# paths of at most r hops (``_RateContext._reverse_layers``).
+_Tables = tuple[list[int], list[list[int]]]
+# A bound's frontier: (hops, spread ppb, fees) per hop count that improves on the shorter ones.
+_Frontier = tuple[tuple[int, int, int], ...]
+# A relay successor of a node: (least hops, frontier, edge); see ``_successor_parts``.
+_SuccessorPart = tuple[int, _Frontier, int]
 
 
 class _RateContext:
@@ -549,27 +560,26 @@ class _RateContext:
                 )
             )
         self._loss_ppb = np.array([f[4] if f else 0 for f in self.fx], dtype=np.int64)
-        self._fee_weights: dict[tuple, Any] = {}
-        self._tables: OrderedDict[tuple, tuple[list[int], list[list[int]]]] = OrderedDict()
-        self.successors: OrderedDict[
-            tuple[Any, ...], list[tuple[int, tuple[tuple[int, int, int], ...], int]]
-        ] = OrderedDict()
+        self._fee_weights: dict[tuple[str, int], npt.NDArray[np.int64]] = {}
+        self._fee_weight_lists: dict[tuple[str, int], list[int]] = {}
+        self._tables: OrderedDict[tuple[object, ...], _Tables] = OrderedDict()
+        self.successors: OrderedDict[tuple[object, ...], list[_SuccessorPart]] = OrderedDict()
 
-    def loss_tables(self, root: int, depth: int) -> tuple[list[int], list[list[int]]]:
+    def loss_tables(self, root: int, depth: int) -> _Tables:
         """Least hops and least spread (ppb) to ``root`` within r hops; see ``_reverse_layers``."""
         return self._memo(
             ("loss", root, depth), lambda: self._reverse_layers(root, depth, self._loss_ppb)
         )
 
-    def fee_tables(self, root: int, depth: int, source: str) -> tuple[list[int], list[list[int]]]:
+    def fee_tables(self, root: int, depth: int, source: str) -> _Tables:
         """Least hops and least fees, in minor units of ``source``, to ``root`` within r hops."""
 
-        def compute() -> tuple[list[int], list[list[int]]]:
+        def compute() -> _Tables:
             return self._reverse_layers(root, depth, self.fee_weights(source, depth))
 
         return self._memo(("fee", root, depth, source), compute)
 
-    def _memo(self, key: tuple, compute) -> tuple[list[int], list[list[int]]]:
+    def _memo(self, key: tuple[object, ...], compute: Callable[[], _Tables]) -> _Tables:
         found = self._tables.get(key)
         if found is not None:
             self._tables.move_to_end(key)
@@ -580,13 +590,14 @@ class _RateContext:
         return found
 
     def fee_weight_list(self, source: str, depth: int) -> list[int]:
-        key = ("list", source, depth)
-        found = self._fee_weights.get(key)
+        key = (source, depth)
+        found = self._fee_weight_lists.get(key)
         if found is None:
-            found = self._fee_weights[key] = self.fee_weights(source, depth).tolist()
+            weights: list[int] = self.fee_weights(source, depth).tolist()
+            found = self._fee_weight_lists[key] = weights
         return found
 
-    def fee_weights(self, source: str, depth: int) -> np.ndarray:
+    def fee_weights(self, source: str, depth: int) -> npt.NDArray[np.int64]:
         """Per edge, a lower bound of its fee in minor units of ``source``: floor(fee / rho).
 
         rho(C) bounds the amount of currency C that one minor unit of ``source`` can become: the
@@ -619,9 +630,7 @@ class _RateContext:
         found = self._fee_weights[key] = np.array(weights, dtype=np.int64)
         return found
 
-    def _reverse_layers(
-        self, root: int, depth: int, weights: np.ndarray
-    ) -> tuple[list[int], list[list[int]]]:
+    def _reverse_layers(self, root: int, depth: int, weights: npt.NDArray[np.int64]) -> _Tables:
         """Bellman-Ford by hop layers on reversed relay-core edges, vectorised with numpy.
 
         Returns ``hops[c]``, the least hops (``_UNREACHABLE`` beyond ``depth``), and
@@ -1045,7 +1054,34 @@ class _Label(NamedTuple):
     left: tuple[str, ...]  # currencies converted out of
 
 
-_LABEL, _SUCCESSORS = 0, 1
+# Heap entry types: a label, or a cursor into a label's sorted successors.
+_LABEL: Final = 0
+_SUCCESSORS: Final = 1
+# (cost bound, hops bound, path, type, payload); the payload is the label, or for a cursor the
+# label and the position of its next successor (the literals are ``_LABEL`` and ``_SUCCESSORS``).
+_HeapEntry = (
+    tuple[int, int, tuple[int, ...], Literal[0], _Label]
+    | tuple[int, int, tuple[int, ...], Literal[1], tuple[_Label, int]]
+)
+# A successor of a node as ``_Successors`` sorts them: (static cost bound, hops bound, edge, the
+# edge's own part of the cost bound).
+_Option = tuple[int, int, int, int]
+
+
+class _Refusal(NamedTuple):
+    """An edge the search could not take (reported as an ``Exclusion``)."""
+
+    path: tuple[int, ...]  # the path up to and including the refused edge
+    reason: ExclusionReason
+    needed: int
+    available: int | None
+
+
+class _SearchResult(NamedTuple):
+    found: list[tuple[int, ...]]  # paths of the routes found, best first
+    exclusions: dict[int, _Refusal]  # per edge, the first refusal met
+    expansions: int
+    exhausted: bool  # stopped at ``expansions_max``
 
 
 class _Successors:
@@ -1068,19 +1104,20 @@ class _Successors:
         if graph._leaf[query.target]:
             for edge in graph._in[query.target]:
                 self.into_target.setdefault(graph._e_from[edge], []).append(edge)
-        self.memo: dict[tuple[int, int], tuple[list, list]] = {}
+        self.memo: dict[tuple[int, int], tuple[list[_Option], list[int]]] = {}
 
-    def __call__(self, node: int, hops: int) -> tuple[list, list]:
+    def __call__(self, node: int, hops: int) -> tuple[list[_Option], list[int]]:
         found = self.memo.get((node, hops))
         if found is None:
             found = self.memo[(node, hops)] = self._build(node, hops)
         return found
 
-    def _build(self, node: int, hops: int) -> tuple[list, list]:
+    def _build(self, node: int, hops: int) -> tuple[list[_Option], list[int]]:
         query, fee_weights = self.query, self.fee_weights
         graph, hop_charge, amount = query.graph, query.hop_charge, query.amount
         budget = query.hop_limit - hops
-        usable, too_far = [], []
+        usable: list[_Option] = []
+        too_far: list[int] = []
         parts = _successor_parts(query.context, self.bound, node, query.hop_limit)
         for least_hops, frontier, edge in parts:
             if not frontier or frontier[0][0] > budget:  # frontiers are sorted by hops
@@ -1104,9 +1141,7 @@ class _Successors:
         return usable, too_far
 
 
-def _search(
-    query: _Query, k: int, expansions_max: int
-) -> tuple[list[tuple[int, ...]], dict, int, bool]:
+def _search(query: _Query, k: int, expansions_max: int) -> _SearchResult:
     """Best-first search over labels (partial routes) with dominance per state; see find_routes.
 
     Heap entries are (cost bound, hops bound, path, type, payload). A label is expanded lazily:
@@ -1118,20 +1153,21 @@ def _search(
     bound = _LowerBound(query.context, target, query.hop_limit, graph.nodes[source].currency)
     successors = _Successors(query, bound)
     start = _Label(source, 0, 0, query.amount, (source,), -1, (), ())
-    heap: list[tuple] = [(0, 0, (), _LABEL, start)]
-    settled_hops: dict[tuple, int] = {}
-    signatures: set[tuple] = set()
+    heap: list[_HeapEntry] = [(0, 0, (), _LABEL, start)]
+    settled_hops: dict[tuple[int, int, tuple[int, ...]], int] = {}
+    signatures: set[tuple[int, tuple[int, ...], int]] = set()
     found: list[tuple[int, ...]] = []
-    exclusions: dict[int, tuple] = {}
+    exclusions: dict[int, _Refusal] = {}
     expansions = 0
     while heap and len(found) < k:
-        _, _, path, kind, payload = heapq.heappop(heap)
-        if kind == _SUCCESSORS:
-            label, position = payload
+        entry = heapq.heappop(heap)
+        path = entry[2]
+        if entry[3] == _SUCCESSORS:
+            label, position = entry[4]
             usable = successors(label.node, label.hops)[0]
             _successor(query, heap, path[:-1], label, usable, position, exclusions)
             continue
-        label = payload
+        label = entry[4]
         if label.node == target:
             signature = (label.first, label.chain, path[-1] if path else -1)
             if signature not in signatures:
@@ -1143,20 +1179,20 @@ def _search(
             continue  # dominated: an earlier label here was no dearer and no longer
         settled_hops[state] = label.hops
         if expansions >= expansions_max:
-            return found, exclusions, expansions, True
+            return _SearchResult(found, exclusions, expansions, True)
         expansions += 1
         usable, too_far = successors(label.node, label.hops)
         for edge in too_far:
             if edge not in exclusions and graph._e_to[edge] not in label.visited:
                 reason = ExclusionReason.EXCEEDS_HOP_LIMIT
-                exclusions[edge] = ((*path, edge), reason, label.amount, None)
+                exclusions[edge] = _Refusal((*path, edge), reason, label.amount, None)
         _push_successors(heap, path, label, usable, 0)
-    return found, exclusions, expansions, False
+    return _SearchResult(found, exclusions, expansions, False)
 
 
 def _successor_parts(
     context: _RateContext, bound: _LowerBound, node: int, hop_limit: int
-) -> list[tuple[int, tuple[tuple[int, int, int], ...], int]]:
+) -> list[_SuccessorPart]:
     """(least hops, frontier, edge) per relay successor that can reach the creditor at all.
 
     Each bound counts the edge itself: its hops and its fee lower bound (its spread is not
@@ -1170,7 +1206,7 @@ def _successor_parts(
         return found
     graph = context.graph
     fee_weights = context.fee_weights(bound.source, hop_limit)
-    parts = []
+    parts: list[_SuccessorPart] = []
     for edge in graph._core_out[node]:
         weight = graph._e_hops[edge]
         lower = bound(graph._e_to[edge], hop_limit - weight)
@@ -1186,7 +1222,11 @@ def _successor_parts(
 
 
 def _push_successors(
-    heap: list, path: tuple[int, ...], label: _Label, options: list, position: int
+    heap: list[_HeapEntry],
+    path: tuple[int, ...],
+    label: _Label,
+    options: list[_Option],
+    position: int,
 ) -> None:
     if position < len(options):
         cost_bound, hops_bound, edge, _ = options[position]
@@ -1196,12 +1236,12 @@ def _push_successors(
 
 def _successor(
     query: _Query,
-    heap: list,
+    heap: list[_HeapEntry],
     path: tuple[int, ...],
     label: _Label,
-    options: list,
+    options: list[_Option],
     position: int,
-    exclusions: dict[int, tuple],
+    exclusions: dict[int, _Refusal],
 ) -> None:
     """Evaluate the successor at ``position`` and queue the next one."""
     graph, context, hop_charge = query.graph, query.context, query.hop_charge
@@ -1217,7 +1257,7 @@ def _successor(
     step = _check_edge(query, edge, label.amount, label.hops, hops_bound - weight)
     if step.reason is not None:
         if edge not in exclusions:
-            exclusions[edge] = ((*path, edge), step.reason, step.amount_out, step.available)
+            exclusions[edge] = _Refusal((*path, edge), step.reason, step.amount_out, step.available)
         return
     cost = label.cost + step.fee_cost + step.spread_cost + hop_charge * weight
     child = _Label(
@@ -1371,8 +1411,8 @@ def _enumerate(
     amount_in: int,
     cost: int,
     hops: int,
-    complete: list,
-    excluded: list,
+    complete: list[tuple[int, int, tuple[int, ...]]],
+    excluded: list[Exclusion],
 ) -> None:
     graph, context = query.graph, query.context
     if node == query.target:

@@ -22,7 +22,7 @@ from sco_settle.ledger import InvariantViolation
 from sco_settle.ledger.state_machine import AccountState
 from sco_settle.payments import gridlock
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
-from sco_settle.payments.modes import CycleReport, Entry, register
+from sco_settle.payments.modes import CycleReport, Entry, Events, register
 from sco_settle.payments.plan import CODE_LSM, LINKED, lsm_ids
 from sco_settle.payments.queue import FIFO_TEXT, QueuedPayment, Selection
 
@@ -39,12 +39,13 @@ class RealTimeGross:
     name: ClassVar[str] = "rtgs"
     cycle_kind: ClassVar[str] = "lsm"
     runs_when_idle: ClassVar[bool] = True
+    reserves_liquidity: ClassVar[bool] = True  # A queued payment holds back its liquidity.
 
     def __init__(self) -> None:
         self._nostro_holders: set[tuple[str, str]] | None = None
 
     def on_accepted(
-        self, engine: PaymentEngine, payment: Payment, events: list[tuple[PaymentStatus, str]]
+        self, engine: PaymentEngine, payment: Payment, events: Events
     ) -> PaymentOutcome | None:
         if engine.queue.blocks(payment):  # FIFO: an earlier payment of the payer waits.
             return engine.enqueue(payment, events, reason=None, text=FIFO_TEXT)
@@ -84,7 +85,7 @@ class RealTimeGross:
             if not self._may_have_liquidity(engine, queued.payment):
                 blocked[payer] = level  # Skip routing: the first hop cannot carry it yet.
                 continue
-            events: list = []
+            events: Events = []
             try:
                 outcome = None
                 for route in engine.route(queued.payment):

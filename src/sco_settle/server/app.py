@@ -21,6 +21,7 @@ from starlette.responses import Response
 from sco_settle.server import schemas
 from sco_settle.server.auth import Authenticator
 from sco_settle.server.config import ServerConfig
+from sco_settle.server.dashboard import router as dashboard_router
 from sco_settle.server.db import StateDb
 from sco_settle.server.errors import install_handlers
 from sco_settle.server.idempotency import IdempotencyStore
@@ -70,6 +71,7 @@ def build_app(context: AppContext | None = None) -> FastAPI:
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(dashboard_router)  # /dashboard: pages, not in the OpenAPI document
 
     @app.get("/openapi.json", include_in_schema=False, responses=problems())
     async def openapi(caller: Caller) -> Response:

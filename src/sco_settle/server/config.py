@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sco_settle.payments.engine import Mode
+from sco_settle.payments.modes import Mode
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,58}")  # 63 minus the "_api" suffix.
 

@@ -36,7 +36,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +53,7 @@ from sco_settle.payments.engine import EngineSettings, PaymentEngine
 from sco_settle.payments.fx import RateTable
 from sco_settle.payments.model import Payment, Priority
 from sco_settle.payments.queue import Selection
+from sco_settle.payments.records import RecordEntry
 from sco_settle.payments.routing import RouteResult, find_routes
 from sco_settle.server.auth import Principal
 from sco_settle.server.config import DatabaseKind, ServerConfig
@@ -157,6 +158,29 @@ class PublishingStore:
     def commit(self, changes: Changes) -> None:
         self.inner.commit(changes)
         self.published.on_commit(changes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class PublishingRecords:
+    """The payment records, plus: after each durable ``record``, tell the listeners (the
+    dashboard's live updates) which payments it wrote. Listeners run on the writer thread: they
+    must only hand the news on, never block; one that fails is logged, the write stands."""
+
+    def __init__(self, inner: Any, listeners: list[Callable[[list[Payment]], None]]) -> None:
+        self.inner = inner
+        self.listeners = listeners
+
+    def record(self, entries: Iterable[RecordEntry], at: int) -> None:
+        entries = list(entries)
+        self.inner.record(entries, at)
+        payments = [entry[0] for entry in entries] if self.listeners else []
+        for listener in self.listeners:
+            try:
+                listener(payments)
+            except Exception:
+                logger.exception("record listener failed", extra={"event": "listener_failed"})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -333,6 +357,8 @@ class LedgerService:
         self.state_db: StateDb | None = None  # set by the app: cycles are recorded there
         self.idempotency: Any = None  # set by the app: its records are written here
         self.started_at = time.time()
+        # Called after each durable record of payment outcomes (``PublishingRecords``).
+        self.record_listeners: list[Callable[[list[Payment]], None]] = []
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -519,7 +545,10 @@ class LedgerService:
             self.records = records = _open_payment_records(self.config)
             self.view = NetworkView(self.network, self.rates)
             self.engine = PaymentEngine(
-                self.ledger, self.view, self.records, EngineSettings(mode=self.config.mode)
+                self.ledger,
+                self.view,
+                PublishingRecords(self.records, self.record_listeners),
+                EngineSettings(mode=self.config.mode),
             )
             recovered = self.engine.recovered
             logger.log(
@@ -606,15 +635,19 @@ class LedgerService:
         return [group for groups in by_kind.values() for group in groups]
 
     def _guarded(self, group: list[_Job], work: Callable[[], None]) -> bool:
-        """Run ``work``; a failure fails the group's futures. True: a ledger fault (a failed
-        commit, a broken invariant) means the writer must stop."""
+        """Run ``work``; a failure fails the group's futures. True: a write fault (a failed
+        ledger commit or payment-records write, which stops the engine: ``EngineStopped``) or a
+        broken invariant means the writer must stop; a restart recovers the durable state.
+        (Found by deterministic simulation: running on after a failed records write returned a
+        payment twice; ``tests/dst/test_findings.py``.)"""
         try:
             work()
         except Exception as error:
             for job in group:
                 if not job.future.done():
                     job.future.set_exception(error)
-            if self.ledger.closed or isinstance(error, AssertionError):
+            engine_stopped = self.engine is not None and self.engine.stopped is not None
+            if self.ledger.closed or engine_stopped or isinstance(error, AssertionError):
                 self.failure = error
                 logger.critical(
                     "ledger service stopped; restart it to recover the committed state",

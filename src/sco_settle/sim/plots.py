@@ -15,7 +15,7 @@ from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sco_settle.payments.engine import Mode
+from sco_settle.payments.modes import Mode
 from sco_settle.sim.report import Report
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from sco_settle.network import Network
-from sco_settle.payments.engine import Mode
 from sco_settle.payments.model import REASON_TEXT, PaymentStatus, Reason
+from sco_settle.payments.modes import Mode
 from sco_settle.sim.calibration import Calibration, Rates
 from sco_settle.sim.run import EPOCH_NS, NS_PER_SECOND, SimResult
 from sco_settle.sim.workload import CROSS_BORDER, DOMESTIC, SECONDS_PER_DAY, SimPayment
@@ -396,8 +396,8 @@ def _cycles(result: SimResult) -> Table:
         ("day", "time", "cycle", "settled", "deferred", "currency", "gross_minor", "net_minor")
     )
     for day, minute, report in result.cycles:
-        gross: dict[str, int] = report["gross_minor"]  # type: ignore[assignment]
-        net: dict[str, int] = report["net_minor"]  # type: ignore[assignment]
+        gross: dict[str, int] = report["gross_minor"]
+        net: dict[str, int] = report["net_minor"]
         time = f"{minute // 60:02d}:{minute % 60:02d}"
         head = (day, time, report["cycle"], report["settled"], report["deferred"])
         if not gross:

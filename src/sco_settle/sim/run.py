@@ -22,14 +22,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from sco_settle.domain.participants import BicError, CountryError, parse_bic, parse_country
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.ledger.invariants import verify
 from sco_settle.ledger.state_machine import InvariantViolation
 from sco_settle.network import Network, load_network
-from sco_settle.payments.engine import EngineSettings, Mode, PaymentEngine
+from sco_settle.payments.engine import EngineSettings, PaymentEngine
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.modes import Mode
 from sco_settle.payments.network_view import (
     NetworkView,
     Scenario,
@@ -171,7 +173,8 @@ class SimResult:
     payments: list[SimPayment]
     finals: dict[str, Final]
     settled_order: list[str]
-    cycles: list[tuple[int, int, dict[str, object]]]  # (day, minute, engine cycle report)
+    # (day, minute, engine cycle report: ``CycleReport.as_dict()``)
+    cycles: list[tuple[int, int, dict[str, Any]]]
     unsettled_eod: dict[int, list[str]]  # day -> ids still queued or held at closing
     swap_lines: list[SwapLineUse]
     verify_ok: bool
@@ -304,8 +307,8 @@ def _install(ledger: Ledger, network: Network, share: Fraction) -> None:
     assert 0 < share <= 1, share
     accounts = network.ledger_accounts()
     for start in range(0, len(accounts), BATCH_EVENTS_MAX):
-        results = ledger.create_accounts(accounts[start : start + BATCH_EVENTS_MAX])
-        assert all(result == "ok" for result in results), results  # A fresh ledger.
+        created = ledger.create_accounts(accounts[start : start + BATCH_EVENTS_MAX])
+        assert all(result == "ok" for result in created), created  # A fresh ledger.
     transfers = [
         transfer._replace(amount=max(transfer.amount * share.numerator // share.denominator, 1))
         for transfer in network.opening_transfers()
@@ -347,7 +350,7 @@ class _Loop:
         self.engine = engine
         self.clock = clock
         self.progress = progress
-        self.cycles: list[tuple[int, int, dict[str, object]]] = []
+        self.cycles: list[tuple[int, int, dict[str, Any]]] = []
         self.unsettled_eod: dict[int, list[str]] = {}
         self.swap_lines: dict[tuple[str, str, str], SwapLineUse] = {}
         self.minutes_total = options.days * (self.workload.close_minute - self.workload.open_minute)

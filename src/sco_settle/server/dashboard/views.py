@@ -1,0 +1,429 @@
+"""What each dashboard view shows, read the way the API reads it, for the caller's eyes only.
+
+Every function here is blocking (database reads): the routes run them in the thread pool. They
+read through the same doors as the API, with the API's own visibility rules:
+
+- payments and corridor totals through ``LedgerService.payment_reader`` (the ``PaymentQueries``
+  port), filtered by ``routes.payments.visibility(caller)``; one payment by
+  ``Principal.may_read_payment``, and a payment the caller may not see is reported exactly like
+  one that does not exist;
+- accounts and balances from ``LedgerService.published`` (committed, durable), filtered by
+  ``Principal.may_read_account``, as ``routes.accounts`` does;
+- netting cycles from the state database, for the roles and currencies ``routes.cycles`` allows.
+
+Nothing here writes. Scans that aggregate many payments (queued value, rejections) are bounded
+by ``SCAN_ROWS_MAX`` and say so when they stop there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sco_settle.domain.account import AccountKind
+from sco_settle.domain.money import UnknownCurrencyError, format_minor_amount
+from sco_settle.payments.model import PaymentStatus
+from sco_settle.payments.records import PaymentFilter
+from sco_settle.server.auth import Principal
+from sco_settle.server.keys import Role
+from sco_settle.server.routes.accounts import account_json
+from sco_settle.server.routes.common import AppContext
+from sco_settle.server.routes.cycles import _visible as cycle_visible
+from sco_settle.server.routes.payments import visibility
+from sco_settle.server.service import cycle_json
+
+PAGE_SIZE = 50  # payments per page
+SCAN_ROWS_MAX = 20_000  # payments one aggregate reads at most
+SCAN_PAGE_ROWS = 1000
+CYCLES_SHOWN_MAX = 100
+CYCLE_ROLES = (Role.NETWORK_OPERATOR, Role.CURRENCY_OPERATOR, Role.AUDITOR)
+_CYCLE_COLUMNS = "cycle_id, kind, currencies, requested_by, started_at, finished_at, report"
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+
+def major(minor: int, currency: str) -> str:
+    """Minor units as major units, plain ("1234.56"), for charts and machine-readable cells."""
+    try:
+        return format_minor_amount(minor, currency)
+    except UnknownCurrencyError:
+        return str(minor)
+
+
+def money(minor: int, currency: str) -> str:
+    """Minor units as major units for people: "1,234.56 CNY"."""
+    return f"{Decimal(major(minor, currency)):,} {currency}"
+
+
+def moment(ns: int) -> str:
+    """A ledger time (ns since the epoch) as UTC, to the second; "" for none."""
+    if not ns:
+        return ""
+    at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+    return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def corridor_of(debtor_agent: str, creditor_agent: str) -> str:
+    """The corridor as the corridor report names it: the two agents' countries (from BICs)."""
+    return f"{debtor_agent[4:6]}-{creditor_agent[4:6]}"
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{Decimal(100 * part) / Decimal(whole):.1f} %" if whole else "–"
+
+
+# -- corridors -------------------------------------------------------------------------------
+
+
+def corridors(
+    ctx: AppContext, caller: Principal, received_min: int, received_max: int
+) -> dict[str, Any]:
+    """The corridor report (``PaymentQueries.corridors``) over the caller's payments."""
+    rows = ctx.service.payment_reader.corridors(
+        visibility(caller), received_min=received_min, received_max=received_max
+    )
+    shown = [
+        {
+            **row,
+            "settled_share": percent(row["settled_count"], row["payments"]),
+            "settled_value": money(row["settled_value_minor"], row["currency"]),
+            "delivered_value": money(row["delivered_value_minor"], row["creditor_currency"]),
+        }
+        for row in rows
+    ]
+    traces: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        trace = traces.setdefault(
+            row["currency"], {"type": "bar", "name": row["currency"], "x": [], "y": []}
+        )
+        trace["x"].append(row["corridor"])
+        trace["y"].append(major(row["settled_value_minor"], row["currency"]))
+    chart = _figure(
+        list(traces.values()),
+        "Settled value by corridor",
+        x_title="corridor (debtor country - creditor country)",
+        y_title="settled value",
+    )
+    return {"rows": shown, "chart": chart if rows else None}
+
+
+# -- liquidity -------------------------------------------------------------------------------
+
+
+def liquidity(ctx: AppContext, caller: Principal) -> dict[str, Any]:
+    """Per currency: the visible settlement accounts' balances, and the visible queued value."""
+    published = ctx.service.published
+    ids = (
+        published.by_participant.get(caller.participant, ())
+        if caller.role is Role.PARTICIPANT
+        else published.sorted_ids
+    )
+    accounts = []
+    totals: dict[str, dict[str, Any]] = {}
+    for account_id in ids:
+        account = published.accounts[account_id]
+        if account.kind != AccountKind.SETTLEMENT.value or not caller.may_read_account(account):
+            continue
+        shown = account_json(account, published.balances[account_id])
+        accounts.append(shown)
+        total = totals.setdefault(account.currency, _liquidity_row(account.currency))
+        total["accounts"] += 1
+        total["posted_minor"] += shown["balance_posted_minor"]
+        total["available_minor"] += shown["available_minor"]
+    queued, truncated = scan(ctx, visibility(caller), PaymentStatus.QUEUED)
+    for payment in queued:
+        instruction = payment["instruction"]
+        total = totals.setdefault(instruction["currency"], _liquidity_row(instruction["currency"]))
+        total["queued_count"] += 1
+        total["queued_minor"] += instruction["amount_minor"]
+    rows = [
+        {
+            **row,
+            "posted": money(row["posted_minor"], code),
+            "available": money(row["available_minor"], code),
+            "queued": money(row["queued_minor"], code),
+        }
+        for code, row in sorted(totals.items())
+    ]
+    accounts.sort(key=lambda shown: (shown["currency"], shown["participant"]))
+    for shown in accounts:
+        shown["posted"] = money(shown["balance_posted_minor"], shown["currency"])
+        shown["available"] = money(shown["available_minor"], shown["currency"])
+    return {"rows": rows, "accounts": accounts, "truncated": truncated}
+
+
+def _liquidity_row(currency: str) -> dict[str, Any]:
+    return {
+        "currency": currency,
+        "accounts": 0,
+        "posted_minor": 0,
+        "available_minor": 0,
+        "queued_count": 0,
+        "queued_minor": 0,
+    }
+
+
+# -- payments --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentPage:
+    items: list[dict[str, Any]]  # newest first
+    older: int | None  # ``before`` cursor of the next older page
+    newer: int | None  # ``after`` cursor of the next newer page
+
+
+def payments(
+    ctx: AppContext,
+    caller: Principal,
+    *,
+    status: PaymentStatus | None,
+    before: int | None,
+    after: int | None,
+) -> PaymentPage:
+    """A page of the caller's payments, newest first: the newest page, the page just older than
+    ``before``, or the page just newer than ``after`` (cursors are arrival seqs)."""
+    visible = visibility(caller)
+
+    def fetch(start: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        return ctx.service.payment_reader.page(
+            visible, after=start, limit=limit, status=status.value if status else None
+        )
+
+    if after is not None:
+        found = fetch(after, PAGE_SIZE + 1)
+        chosen = found[:PAGE_SIZE]
+        newer = chosen[-1][0] if len(found) > PAGE_SIZE else None
+        older = chosen[0][0] if chosen else None
+    else:
+        start = newest_start(lambda a, n: [seq for seq, _ in fetch(a, n)], before, PAGE_SIZE)
+        found = fetch(start, PAGE_SIZE + 1)
+        chosen = [item for item in found if before is None or item[0] < before][:PAGE_SIZE]
+        older = chosen[0][0] if chosen and start > 0 else None
+        newer = chosen[-1][0] if chosen and before is not None else None
+    return PaymentPage([_payment_row(item) for _, item in reversed(chosen)], older, newer)
+
+
+def newest_start(seqs_after: Callable[[int, int], list[int]], before: int | None, size: int) -> int:
+    """The ``after`` cursor from which at most ``size`` items come before ``before``: so that
+    the items with ``after < seq < before`` are the newest page below ``before``.
+
+    The records page only forwards (by ascending seq), so this searches for it: the number of
+    items in ``(after, before)`` falls as ``after`` grows, and the smallest ``after`` where it
+    is at most ``size`` is the answer (0 when everything fits). Each probe reads at most
+    ``size + 1`` items; about twice the bits of the largest seq probes in all.
+    """
+    assert size >= 1
+
+    def fits(start: int) -> bool:
+        found = seqs_after(start, size + 1)
+        return sum(1 for seq in found if before is None or seq < before) <= size
+
+    if fits(0):
+        return 0
+    high = before if before is not None else 1
+    while not fits(high):  # Only without ``before``: find a seq past the newest item.
+        high *= 2
+    low = 0  # not fits(low), fits(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _payment_row(item: dict[str, Any]) -> dict[str, Any]:
+    instruction = item["instruction"]
+    return {
+        "payment_id": item["payment_id"],
+        "status": item["status"],
+        "reason": item["reason"],
+        "reason_text": item["reason_text"],
+        "received_at": moment(item["received_at"]),
+        "debtor_agent": instruction["debtor_agent"],
+        "creditor_agent": instruction["creditor_agent"],
+        "amount": money(instruction["amount_minor"], instruction["currency"]),
+        "currency": instruction["currency"],
+        "creditor_currency": instruction["creditor_currency"],
+    }
+
+
+def payment(ctx: AppContext, caller: Principal, payment_id: str) -> dict[str, Any] | None:
+    """One payment with its events, or None if it does not exist *or* the caller may not see
+    it (the same answer, as in ``GET /v1/payments/{id}``)."""
+    found = ctx.service.payment_reader.get(payment_id)
+    if found is None:
+        return None
+    instruction = found["instruction"]
+    if not caller.may_read_payment(
+        instruction["debtor_agent"],
+        instruction["creditor_agent"],
+        instruction["currency"],
+        instruction["creditor_currency"],
+    ):
+        return None
+    currency, creditor_currency = instruction["currency"], instruction["creditor_currency"]
+    return {
+        **found,
+        "instructed": money(instruction["amount_minor"], currency),
+        "sent": money(found["amount_sent_minor"], currency),
+        "delivered": money(found["amount_delivered_minor"], creditor_currency),
+        "returned": money(found["amount_returned_minor"], creditor_currency),
+        "received": moment(found["received_at"]),
+        "settled": moment(found["settled_at"]),
+        "events": [{**event, "at": moment(event["at"])} for event in found["events"]],
+    }
+
+
+def scan(
+    ctx: AppContext, visible: PaymentFilter, status: PaymentStatus
+) -> tuple[list[dict[str, Any]], bool]:
+    """The visible payments in ``status``, oldest first, at most ``SCAN_ROWS_MAX``; and
+    whether there were more."""
+    found: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        limit = min(SCAN_PAGE_ROWS, SCAN_ROWS_MAX - len(found))
+        page = ctx.service.payment_reader.page(
+            visible, after=after, limit=limit + 1, status=status.value
+        )
+        found.extend(item for _, item in page[:limit])
+        if len(page) <= limit:
+            return found, False
+        if len(found) >= SCAN_ROWS_MAX:
+            return found, True
+        after = page[limit - 1][0]
+
+
+# -- rejections ------------------------------------------------------------------------------
+
+
+def rejections(ctx: AppContext, caller: Principal) -> dict[str, Any]:
+    """The caller's rejected payments counted by ISO 20022 reason code and corridor."""
+    rejected, truncated = scan(ctx, visibility(caller), PaymentStatus.REJECTED)
+    counts: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in rejected:
+        instruction = item["instruction"]
+        reason = item["reason"] or "none"
+        corridor = corridor_of(instruction["debtor_agent"], instruction["creditor_agent"])
+        row = counts.setdefault(
+            (reason, corridor),
+            {"reason": reason, "text": item["reason_text"], "corridor": corridor, "count": 0},
+        )
+        row["count"] += 1
+    rows = sorted(counts.values(), key=lambda r: (-r["count"], r["reason"], r["corridor"]))
+    traces: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (r["corridor"], r["reason"])):
+        trace = traces.setdefault(
+            row["corridor"], {"type": "bar", "name": row["corridor"], "x": [], "y": []}
+        )
+        trace["x"].append(row["reason"])
+        trace["y"].append(row["count"])
+    chart = _figure(
+        list(traces.values()),
+        "Rejections by reason",
+        x_title="ISO 20022 reason code",
+        y_title="payments",
+        barmode="stack",
+    )
+    return {
+        "rows": rows,
+        "total": len(rejected),
+        "truncated": truncated,
+        "chart": chart if rows else None,
+    }
+
+
+# -- netting cycles --------------------------------------------------------------------------
+
+
+def cycles(ctx: AppContext, caller: Principal) -> dict[str, Any]:
+    """The newest netting cycles the caller may see (``routes.cycles``' rule), gross and net."""
+    caller.require(*CYCLE_ROLES)
+    shown: list[dict[str, Any]] = []
+    last: int | None = None
+    while len(shown) < CYCLES_SHOWN_MAX:
+        rows = ctx.state_db.execute(
+            f"SELECT {_CYCLE_COLUMNS} FROM api_netting_cycles WHERE cycle_id < ?"
+            " ORDER BY cycle_id DESC LIMIT ?",
+            (2**62 if last is None else last, CYCLES_SHOWN_MAX),
+        )
+        for row in rows:
+            cycle = cycle_json(row)
+            last = cycle["cycle_id"]
+            if cycle_visible(caller, cycle) and len(shown) < CYCLES_SHOWN_MAX:
+                shown.append(cycle)
+        if len(rows) < CYCLES_SHOWN_MAX:
+            break
+    gross: dict[str, int] = {}
+    net: dict[str, int] = {}
+    for cycle in shown:
+        cycle["started"] = moment(cycle["started_at"])
+        cycle["currencies_text"] = ", ".join(cycle["currencies"] or ["all"])
+        cycle["legs"] = [
+            {
+                "currency": code,
+                "gross": money(value, code),
+                "net": money(cycle["net_minor"].get(code, 0), code),
+                "saved": percent(value - cycle["net_minor"].get(code, 0), value),
+            }
+            for code, value in sorted(cycle["gross_minor"].items())
+        ]
+        for code, value in cycle["gross_minor"].items():
+            gross[code] = gross.get(code, 0) + value
+            net[code] = net.get(code, 0) + cycle["net_minor"].get(code, 0)
+    codes = sorted(gross)
+    chart = _figure(
+        [
+            {"type": "bar", "name": "gross", "x": codes, "y": [major(gross[c], c) for c in codes]},
+            {"type": "bar", "name": "net", "x": codes, "y": [major(net[c], c) for c in codes]},
+        ],
+        "Gross against net",
+        x_title="currency",
+        y_title="value",
+    )
+    return {"cycles": shown, "chart": chart if codes else None}
+
+
+# -- charts ----------------------------------------------------------------------------------
+
+
+def _figure(
+    traces: list[dict[str, Any]],
+    title: str,
+    *,
+    x_title: str,
+    y_title: str,
+    barmode: str = "group",
+) -> dict[str, Any]:
+    """A plotly.js figure (rendered by the page's script from this JSON): plain, readable,
+    colour-blind-safe colours (Okabe-Ito), no toolbar (it links outside the server)."""
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": title},
+            "barmode": barmode,
+            "colorway": [
+                "#0072B2",
+                "#D55E00",
+                "#009E73",
+                "#CC79A7",
+                "#E69F00",
+                "#56B4E9",
+                "#000000",
+                "#F0E442",
+            ],
+            "font": {"size": 14, "color": "#1a1a1a"},
+            "xaxis": {"title": {"text": x_title}, "type": "category"},
+            "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
+            "margin": {"l": 70, "r": 20, "t": 60, "b": 70},
+            "legend": {"orientation": "h", "y": -0.25},
+            "autosize": True,
+        },
+    }
