@@ -35,7 +35,7 @@ calendar_app = typer.Typer(
     help="Business calendars: opening hours, cut-offs, holidays, settlement windows.",
     no_args_is_help=True,
 )
-SHIPPED_NOTE = "src/sco_settle/networks/calendars.yaml, docs/reference/calendar.md"
+SHIPPED_NOTE = "src/sco_settle/reference_data/calendars.yaml, docs/reference/calendar.md"
 
 CalendarsOption = Annotated[
     Path | None,

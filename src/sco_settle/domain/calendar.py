@@ -6,7 +6,7 @@ business day D from an opening time to a cut-off, in its own time zone. The SCO 
 (Moscow, Minsk) to UTC+8 (Beijing), so a payment between two currencies can settle
 payment-versus-payment only in the overlap of both sessions of the same date: the settlement
 window that CLS exists to provide. The calendars of the shipped network are data
-(``networks/calendars.yaml``), each value with its source and certainty; docs/reference/calendar.md
+(``reference_data/calendars.yaml``), each value with its source and certainty; docs/reference/calendar.md
 describes the format, the guarantees and which values are assumptions.
 
 Invariants:
@@ -49,7 +49,7 @@ from sco_settle.domain.money import is_currency
 from sco_settle.domain.participants import BicError, parse_bic
 
 FORMAT_VERSION = 1
-SHIPPED_PACKAGE = "sco_settle.networks"
+SHIPPED_PACKAGE = "sco_settle.reference_data"
 SHIPPED_FILE = "calendars.yaml"
 # The years whose holidays ``load_calendars`` computes unless told otherwise. A query about a day
 # outside them raises ``CalendarRangeError`` rather than guessing.
@@ -441,14 +441,14 @@ def _format(source: str, line: int | None, text: str) -> str:
 
 
 def load_calendars(path: str | Path | None = None, *, years: range = DEFAULT_YEARS) -> Calendars:
-    """Load the shipped calendars (``networks/calendars.yaml``), or a calendar file by path.
+    """Load the shipped calendars (``reference_data/calendars.yaml``), or a calendar file by path.
 
     This, and ``parse_calendars``, are the only functions of the module that do I/O.
     """
     if path is None:
         resource = resources.files(SHIPPED_PACKAGE).joinpath(SHIPPED_FILE)
         text = resource.read_text(encoding="utf-8")
-        return parse_calendars(text, source=f"networks/{SHIPPED_FILE}", years=years)
+        return parse_calendars(text, source=f"reference_data/{SHIPPED_FILE}", years=years)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -24,7 +24,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from sco_settle.network.model import Loc, Network, NetworkProblems, entry_label, loc_text
 
-SHIPPED_PACKAGE = "sco_settle.networks"
+SHIPPED_PACKAGE = "sco_settle.reference_data"
 
 
 class NetworkError(ValueError):
@@ -53,12 +53,12 @@ def load_network(name_or_path: str | Path) -> Network:
     """Load a shipped network by name ("sco") or a network file by path.
 
     A bare name (a ``str`` with no directory part and no suffix) names a file shipped in
-    ``sco_settle/networks/``; anything else, and every ``Path``, is a path. Use "./sco" for a local
+    ``sco_settle/reference_data/``; anything else, and every ``Path``, is a path. Use "./sco" for a local
     file that happens to be called "sco".
     """
     if isinstance(name_or_path, str) and _is_shipped_name(name_or_path):
         resource = resources.files(SHIPPED_PACKAGE).joinpath(f"{name_or_path}.yaml")
-        source = f"networks/{name_or_path}.yaml"
+        source = f"reference_data/{name_or_path}.yaml"
         if not resource.is_file():
             raise NetworkError(source, [(None, f"no shipped network called {name_or_path!r}")])
         return parse_network(resource.read_text(encoding="utf-8"), source=source)

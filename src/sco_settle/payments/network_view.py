@@ -42,7 +42,7 @@ def load_rates(name_or_path: str | Path = "sco") -> RateTable:
         and not name_or_path.endswith(".yaml")
     ):
         text = (
-            resources.files("sco_settle.networks")
+            resources.files("sco_settle.reference_data")
             .joinpath(f"{name_or_path}_rates.yaml")
             .read_text()
         )

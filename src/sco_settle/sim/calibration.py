@@ -4,7 +4,7 @@ Invariants:
 - Money totals are converted with ``Fraction`` (never ``float``): a USD figure becomes an ``int``
   of minor units by one floor division, so the same calibration always gives the same integers.
 - Every corridor has a source; uncertain, derived or assumed figures say so (``uncertain``).
-- CNY is the hub: ``networks/sco_rates.yaml`` quotes CNY/XXX (units of XXX per 1 CNY); the mid is
+- CNY is the hub: ``reference_data/sco_rates.yaml`` quotes CNY/XXX (units of XXX per 1 CNY); the mid is
   (bid + ask) / 2 of the MARKET quote. USD enters only through ``usd_cny``.
 """
 
@@ -231,7 +231,7 @@ class Rates:
     def load(cls, usd_cny: Fraction, name_or_path: str | Path = "sco") -> Rates:
         if isinstance(name_or_path, str) and not name_or_path.endswith(".yaml"):
             text = (
-                resources.files("sco_settle.networks")
+                resources.files("sco_settle.reference_data")
                 .joinpath(f"{name_or_path}_rates.yaml")
                 .read_text()
             )
