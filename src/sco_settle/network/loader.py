@@ -53,8 +53,8 @@ def load_network(name_or_path: str | Path) -> Network:
     """Load a shipped network by name ("sco") or a network file by path.
 
     A bare name (a ``str`` with no directory part and no suffix) names a file shipped in
-    ``sco_settle/reference_data/``; anything else, and every ``Path``, is a path. Use "./sco" for a local
-    file that happens to be called "sco".
+    ``sco_settle/reference_data/``; anything else, and every ``Path``, is a path. Use "./sco"
+    for a local file that happens to be called "sco".
     """
     if isinstance(name_or_path, str) and _is_shipped_name(name_or_path):
         resource = resources.files(SHIPPED_PACKAGE).joinpath(f"{name_or_path}.yaml")

@@ -4,8 +4,8 @@ Invariants:
 - Money totals are converted with ``Fraction`` (never ``float``): a USD figure becomes an ``int``
   of minor units by one floor division, so the same calibration always gives the same integers.
 - Every corridor has a source; uncertain, derived or assumed figures say so (``uncertain``).
-- CNY is the hub: ``reference_data/sco_rates.yaml`` quotes CNY/XXX (units of XXX per 1 CNY); the mid is
-  (bid + ask) / 2 of the MARKET quote. USD enters only through ``usd_cny``.
+- CNY is the hub: ``reference_data/sco_rates.yaml`` quotes CNY/XXX (units of XXX per 1 CNY);
+  the mid is (bid + ask) / 2 of the MARKET quote. USD enters only through ``usd_cny``.
 """
 
 from __future__ import annotations
