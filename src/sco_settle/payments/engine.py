@@ -474,7 +474,7 @@ class PaymentEngine:
         """What the creditor agent received and has not returned or begun to return."""
         waiting = sum(
             queued.payment.amount_minor
-            for queued in self.queue.select()
+            for queued in self.queue.entries()
             if queued.payment.returns == original.payment_id
         )
         return outcome.amount_delivered_minor - outcome.amount_returned_minor - waiting
@@ -615,7 +615,7 @@ class PaymentEngine:
         if not self.queue and not self.reservations:
             return
         queued: list[tuple[int, int]] = []
-        for waiting in self.queue.select():
+        for waiting in self.queue.entries():  # Totals only: no need to sort the queue.
             amount = reservations.reserved_amount(waiting.payment)
             account = self._reserving_account(waiting.payment)
             if amount is not None and account is not None:

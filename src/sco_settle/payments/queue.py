@@ -94,6 +94,10 @@ class PaymentQueue:
         chosen = (q for q in self._items.values() if selection.admits(q.payment))
         return sorted(chosen, key=lambda queued: queued.rank)
 
+    def entries(self) -> Iterable[QueuedPayment]:
+        """Every queued payment, in no particular order (``select`` sorts; this does not)."""
+        return self._items.values()
+
     def ids(self) -> list[str]:
         return sorted(self._items)
 

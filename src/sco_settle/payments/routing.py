@@ -871,16 +871,25 @@ def find_routes(
     )
     if isinstance(query, RouteStatus):
         return RouteResult(query, (), (), 0, from_currency, 0)
-    found, exclusions, expansions, exhausted = _search(query, k, expansions_max)
-    routes = tuple(_route(query, path) for path in found)
+    search = _search(query, k, expansions_max)
+    routes = [_route(query, path) for path in search.found]
+    return _result(query, routes, search, exclusions_max)
+
+
+def _result(
+    query: _Query, routes: list[Route], search: _SearchResult, exclusions_max: int
+) -> RouteResult:
+    """A search's answer: its routes, status and (at most ``exclusions_max``) exclusions."""
+    _, exclusions, expansions, exhausted = search
     excluded = [_exclusion(query, *item) for item in exclusions.values()]
     if exhausted:
         status = RouteStatus.EXPANSIONS_MAX_REACHED
     else:
         status = RouteStatus.OK if routes else RouteStatus.NO_FEASIBLE_ROUTE
     dropped = max(len(excluded) - exclusions_max, 0)
+    currency = query.graph.nodes[query.source].currency
     return RouteResult(
-        status, routes, tuple(excluded[:exclusions_max]), dropped, from_currency, expansions
+        status, tuple(routes), tuple(excluded[:exclusions_max]), dropped, currency, expansions
     )
 
 
@@ -931,22 +940,13 @@ def find_routes_delivering(
         )
         if isinstance(query, RouteStatus):
             return RouteResult(query, (), (), 0, from_currency, 0)
-        found, exclusions, expansions, exhausted = _search(query, k, expansions_max)
-        priced = [_route_delivering(query, path, deliver_minor) for path in found]
+        search = _search(query, k, expansions_max)
+        priced = [_route_delivering(query, path, deliver_minor) for path in search.found]
         routes = sorted(
             (route for route in priced if isinstance(route, Route)),
             key=lambda route: (route.cost_minor, route.hops),
         )
-        excluded = [_exclusion(query, *item) for item in exclusions.values()]
-        if exhausted:
-            status = RouteStatus.EXPANSIONS_MAX_REACHED
-        else:
-            status = RouteStatus.OK if routes else RouteStatus.NO_FEASIBLE_ROUTE
-        dropped = max(len(excluded) - exclusions_max, 0)
-        result = RouteResult(
-            status, tuple(routes), tuple(excluded[:exclusions_max]), dropped, from_currency,
-            expansions,
-        )  # fmt: skip
+        result = _result(query, routes, search, exclusions_max)
         exact = [amount for amount in priced if isinstance(amount, int)]
         if routes or not exact or exact[0] == estimate:
             return result
@@ -997,48 +997,12 @@ def _route_delivering(query: _Query, path: tuple[int, ...], deliver: int) -> Rou
     amount = needs[0]
     if amount > AMOUNT_MAX:
         return AMOUNT_MAX + 1
-    legs = []
     amount_in = amount
-    for position, edge in enumerate(path):
-        step = _traverse(graph, context, edge, amount_in, amount)
-        if step.reason is not None:
+    for position, edge in enumerate(path):  # Feasible at that amount? (capacities)
+        if _traverse(graph, context, edge, amount_in, amount).reason is not None:
             return amount
-        spec = graph.edges[edge]
-        amount_out = needs[position + 1]
-        assert step.amount_out >= amount_out, (path, edge, step, amount_out)
-        spread = step.spread_cost
-        factors = context.fx[edge]
-        if factors and amount_out != step.amount_out:  # The converter keeps the rounding.
-            mid_num, mid_den = factors[2], factors[3]
-            spread = amount - amount * amount_out * mid_den // (amount_in * mid_num)
-        legs.append(
-            Leg(
-                source=spec.source,
-                target=spec.target,
-                kind=spec.kind,
-                amount_minor=amount_in,
-                converted_minor=amount_out,
-                fee_minor=spec.fee_minor,
-                fee_cost_minor=step.fee_cost,
-                spread_cost_minor=spread,
-                rate_provider=spec.rate_provider,
-                uses_credit=spec.balance_minor is not None and amount_out > spec.balance_minor,
-            )
-        )
-        amount_in = amount_out
-    hops = sum(graph._e_hops[edge] for edge in path)
-    fees = sum(leg.fee_cost_minor for leg in legs)
-    spread_total = sum(leg.spread_cost_minor for leg in legs)
-    hop_charges = query.hop_charge * hops
-    return Route(
-        legs=tuple(legs),
-        cost_minor=fees + spread_total + hop_charges,
-        fees_minor=fees,
-        spread_minor=spread_total,
-        hop_charges_minor=hop_charges,
-        hops=hops,
-        amount_delivered_minor=amount_in,
-    )
+        amount_in = needs[position + 1]
+    return _route(query._replace(amount=amount), path, needs[1:])
 
 
 class _Label(NamedTuple):
@@ -1289,30 +1253,41 @@ def _check_edge(query: _Query, edge: int, amount_in: int, hops: int, hops_after:
     return _traverse(graph, query.context, edge, amount_in, query.amount)
 
 
-def _route(query: _Query, path: tuple[int, ...]) -> Route:
+def _route(query: _Query, path: tuple[int, ...], outputs: list[int] | None = None) -> Route:
+    """``path`` priced for ``query.amount``. ``outputs`` (a fixed received amount): what each
+    edge delivers, at most what it converts to; a converter keeps what its rounding gives
+    beyond that, which counts in its spread."""
     graph, context, _, _, amount, _, hop_charge = query
     legs = []
     amount_in = amount
-    for edge in path:
+    for position, edge in enumerate(path):
         step = _traverse(graph, context, edge, amount_in, amount)
         assert step.reason is None, (path, edge, step)
         spec = graph.edges[edge]
-        uses_credit = spec.balance_minor is not None and step.amount_out > spec.balance_minor
+        amount_out, spread = step.amount_out, step.spread_cost
+        if outputs is not None and outputs[position] != amount_out:
+            assert outputs[position] < amount_out, (path, edge, step, outputs)
+            amount_out = outputs[position]
+            factors = context.fx[edge]
+            assert factors, (path, edge)  # Only a conversion can deliver more than needed.
+            mid_num, mid_den = factors[2], factors[3]
+            spread = amount - amount * amount_out * mid_den // (amount_in * mid_num)
+        uses_credit = spec.balance_minor is not None and amount_out > spec.balance_minor
         legs.append(
             Leg(
                 source=spec.source,
                 target=spec.target,
                 kind=spec.kind,
                 amount_minor=amount_in,
-                converted_minor=step.amount_out,
+                converted_minor=amount_out,
                 fee_minor=spec.fee_minor,
                 fee_cost_minor=step.fee_cost,
-                spread_cost_minor=step.spread_cost,
+                spread_cost_minor=spread,
                 rate_provider=spec.rate_provider,
                 uses_credit=uses_credit,
             )
         )
-        amount_in = step.amount_out
+        amount_in = amount_out
     hops = sum(graph._e_hops[edge] for edge in path)
     fees = sum(leg.fee_cost_minor for leg in legs)
     spread = sum(leg.spread_cost_minor for leg in legs)

@@ -31,6 +31,8 @@ from typing import Any
 
 import jinja2
 
+from sco_settle.sim.report import COLUMNS
+
 __all__ = ["ReportError", "read_output", "render_report", "write_report"]
 
 _HERE = Path(__file__).resolve().parent
@@ -80,66 +82,29 @@ _COUNTS = (
     "settled_value_cny_minor",
     "rejected_value_cny_minor",
 )
-# The columns ``sim/report.py`` writes. A test runs the simulator and renders its output, so a
-# column renamed there without here fails that test.
+# The columns ``sim/report.py`` writes (``COLUMNS``, stated there once), and which of them hold
+# numbers.
 SPECS: dict[str, FileSpec] = {
-    "summary": FileSpec(("metric", "value")),
-    "corridors": FileSpec(("corridor", "payer", "payee", "group", "kind", *_COUNTS), _COUNTS),
-    "tiers": FileSpec(("tier_pair", *_COUNTS), _COUNTS),
+    "summary": FileSpec(COLUMNS["summary"]),
+    "corridors": FileSpec(COLUMNS["corridors"], _COUNTS),
+    "tiers": FileSpec(COLUMNS["tiers"], _COUNTS),
     "liquidity": FileSpec(
-        (
-            "day",
-            "currency",
-            "gross_minor",
-            "peak_minor",
-            "net_minor",
-            "used_minor",
-            "saved_minor",
-            "saved_bp",
-        ),
+        COLUMNS["liquidity"],
         ("gross_minor", "peak_minor", "net_minor", "used_minor", "saved_minor", "saved_bp"),
         blank_ok=("net_minor",),  # RTGS runs have no net figure
     ),
-    "delays": FileSpec(
-        ("population", "count", "p50_s", "p90_s", "p99_s", "max_s"),
-        ("count", "p50_s", "p90_s", "p99_s", "max_s"),
-    ),
-    "rejections": FileSpec(
-        ("reason", "text", "count", "value_cny_minor"), ("count", "value_cny_minor")
-    ),
+    "delays": FileSpec(COLUMNS["delays"], ("count", "p50_s", "p90_s", "p99_s", "max_s")),
+    "rejections": FileSpec(COLUMNS["rejections"], ("count", "value_cny_minor")),
     "swap_lines": FileSpec(
-        (
-            "drawer",
-            "provider",
-            "currency",
-            "limit_minor",
-            "peak_drawn_minor",
-            "eod_drawn_minor",
-            "peak_bp",
-            "eod_bp",
-        ),
+        COLUMNS["swap_lines"],
         ("limit_minor", "peak_drawn_minor", "eod_drawn_minor", "peak_bp", "eod_bp"),
     ),
     "cycles": FileSpec(
-        ("day", "time", "cycle", "settled", "deferred", "currency", "gross_minor", "net_minor"),
+        COLUMNS["cycles"],
         ("day", "cycle", "settled", "deferred", "gross_minor", "net_minor"),
         required=False,  # DNS runs only
     ),
-    "calibration": FileSpec(
-        (
-            "corridor",
-            "payer",
-            "payee",
-            "group",
-            "trade_usd_bn",
-            "paid_usd_bn",
-            "national_share",
-            "daily_usd_cents",
-            "source",
-            "uncertain",
-        ),
-        ("daily_usd_cents",),
-    ),
+    "calibration": FileSpec(COLUMNS["calibration"], ("daily_usd_cents",)),
 }
 DELTA_SPEC = FileSpec(("metric", "baseline", "scenario", "delta"))
 SUMMARY_KEYS = ("mode", "days", "seed", "scale")

@@ -95,7 +95,7 @@ def build_report(
     for part in (liquidity_metrics, delay_metrics, swap_metrics, rejection_metrics):
         metrics.update(part)
     metrics.update(corridor_metrics)
-    tables["summary"] = Table(("metric", "value"), [(k, v) for k, v in metrics.items()])
+    tables["summary"] = Table(COLUMNS["summary"], [(k, v) for k, v in metrics.items()])
     return Report(
         tables=tables,
         metrics=metrics,
@@ -151,6 +151,56 @@ _COUNT_HEADER = (
     "settled_value_cny_minor",
     "rejected_value_cny_minor",
 )
+# The columns of each CSV file the simulator writes (``sco-settle report`` reads them back).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "summary": ("metric", "value"),
+    "corridors": ("corridor", "payer", "payee", "group", "kind", *_COUNT_HEADER),
+    "tiers": ("tier_pair", *_COUNT_HEADER),
+    "liquidity": (
+        "day",
+        "currency",
+        "gross_minor",
+        "peak_minor",
+        "net_minor",
+        "used_minor",
+        "saved_minor",
+        "saved_bp",
+    ),
+    "delays": ("population", "count", "p50_s", "p90_s", "p99_s", "max_s"),
+    "swap_lines": (
+        "drawer",
+        "provider",
+        "currency",
+        "limit_minor",
+        "peak_drawn_minor",
+        "eod_drawn_minor",
+        "peak_bp",
+        "eod_bp",
+    ),
+    "rejections": ("reason", "text", "count", "value_cny_minor"),
+    "cycles": (
+        "day",
+        "time",
+        "cycle",
+        "settled",
+        "deferred",
+        "currency",
+        "gross_minor",
+        "net_minor",
+    ),
+    "calibration": (
+        "corridor",
+        "payer",
+        "payee",
+        "group",
+        "trade_usd_bn",
+        "paid_usd_bn",
+        "national_share",
+        "daily_usd_cents",
+        "source",
+        "uncertain",
+    ),
+}
 
 
 def _count_cells(counts: dict[str, list[int]]) -> Row:
@@ -166,7 +216,7 @@ def _corridors(
         order = 0 if sim.kind == CROSS_BORDER else 1
         key = (order, sim.corridor, sim.payer_country, sim.payee_country, sim.group, sim.kind)
         groups[key].append(sim)
-    table = Table(("corridor", "payer", "payee", "group", "kind", *_COUNT_HEADER))
+    table = Table(COLUMNS["corridors"])
     values = []
     per_corridor: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for key in sorted(groups):
@@ -198,7 +248,7 @@ def _tiers(result: SimResult, meta: dict[str, SimPayment], network: Network) -> 
         else:
             key = "-".join(sorted((tier(sim.payer_country), tier(sim.payee_country))))
         groups.setdefault(key, []).append(sim)
-    table = Table(("tier_pair", *_COUNT_HEADER))
+    table = Table(COLUMNS["tiers"])
     for key in sorted(groups):
         table.rows.append((key, *_count_cells(_status_counts(groups[key], result))))
     return table
@@ -253,18 +303,7 @@ def _liquidity(
 ) -> tuple[Table, list[tuple[str, int, int]], dict[str, int | str]]:
     dns = result.options.mode is Mode.DNS
     cells = _liquidity_by_day(result, meta)
-    table = Table(
-        (
-            "day",
-            "currency",
-            "gross_minor",
-            "peak_minor",
-            "net_minor",
-            "used_minor",
-            "saved_minor",
-            "saved_bp",
-        )
-    )
+    table = Table(COLUMNS["liquidity"])
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for (day, code), (gross, peak, net) in sorted(cells.items()):
         used = net if dns else peak
@@ -310,7 +349,7 @@ def _delays(
         if delay_s > 0:
             populations["waited"].append(delay_s)
         populations[sim.payment.priority.value].append(delay_s)
-    table = Table(("population", "count", "p50_s", "p90_s", "p99_s", "max_s"))
+    table = Table(COLUMNS["delays"])
     for name, values in populations.items():
         values.sort()
         table.rows.append(
@@ -337,18 +376,7 @@ def _delays(
 def _swap_lines(
     result: SimResult,
 ) -> tuple[Table, list[tuple[str, int, int, int]], dict[str, int | str]]:
-    table = Table(
-        (
-            "drawer",
-            "provider",
-            "currency",
-            "limit_minor",
-            "peak_drawn_minor",
-            "eod_drawn_minor",
-            "peak_bp",
-            "eod_bp",
-        )
-    )
+    table = Table(COLUMNS["swap_lines"])
     rows = []
     peak_bp_max = 0
     for use in result.swap_lines:
@@ -382,7 +410,7 @@ def _rejections(
         if final.status is PaymentStatus.REJECTED:
             counts[final.reason][0] += 1
             counts[final.reason][1] += meta[pid].value_cny_minor
-    table = Table(("reason", "text", "count", "value_cny_minor"))
+    table = Table(COLUMNS["rejections"])
     metrics: dict[str, int | str] = {}
     for reason, (count, value) in sorted(counts.items()):
         text = REASON_TEXT[Reason(reason)] if reason in Reason.__members__ else ""
@@ -392,9 +420,7 @@ def _rejections(
 
 
 def _cycles(result: SimResult) -> Table:
-    table = Table(
-        ("day", "time", "cycle", "settled", "deferred", "currency", "gross_minor", "net_minor")
-    )
+    table = Table(COLUMNS["cycles"])
     for day, minute, report in result.cycles:
         gross: dict[str, int] = report["gross_minor"]
         net: dict[str, int] = report["net_minor"]
@@ -408,20 +434,7 @@ def _cycles(result: SimResult) -> Table:
 
 
 def _calibration(result: SimResult, calibration: Calibration) -> Table:
-    table = Table(
-        (
-            "corridor",
-            "payer",
-            "payee",
-            "group",
-            "trade_usd_bn",
-            "paid_usd_bn",
-            "national_share",
-            "daily_usd_cents",
-            "source",
-            "uncertain",
-        )
-    )
+    table = Table(COLUMNS["calibration"])
     for corridor in calibration.corridors:
         share = calibration.national_share(corridor, result.options.national_share)
         for payer, payee in ((corridor.a, corridor.b), (corridor.b, corridor.a)):
