@@ -328,10 +328,10 @@ def test_export_payments_as_parquet_with_explicit_types_and_the_payments_values(
         "amount_type": "receive",
         "amount_minor": 1_410_000,
         "amount_currency": "CNY",
-        "amount_sent_minor": 99_974_876,
+        "amount_sent_minor": 100_174_626,  # at ICBC Almaty's ask, 71.045834
         "amount_delivered_minor": 1_410_000,
         "amount_returned_minor": 0,
-        "applied_rate": "0.0141035434",  # as the pacs.002 states it
+        "applied_rate": "0.0140754207",  # as the pacs.002 states it
         "priority": "normal",
         "returns": None,
         "end_to_end_id": "E2E-SCO-1",
@@ -362,8 +362,8 @@ def test_export_payments_as_csv_holds_the_same_values(iso_db, tmp_path):
     ok("export", "payments", "--db", iso_db, "--out", target)  # the format from the suffix
     rows = {row["payment_id"]: row for row in read_csv_rows(target)}
     row = rows[KZ_CN]
-    assert row["corridor"] == "KZ-CN" and row["amount_sent_minor"] == "99974876"
-    assert row["applied_rate"] == "0.0141035434" and row["reason"] == ""
+    assert row["corridor"] == "KZ-CN" and row["amount_sent_minor"] == "100174626"
+    assert row["applied_rate"] == "0.0140754207" and row["reason"] == ""
     assert row["received_at"].endswith("Z") and len(row["received_at"]) == len(
         "2026-01-05T09:01:00.000000000Z"
     )

@@ -15,7 +15,7 @@ import pytest
 
 import sco_settle.network
 from sco_settle.domain.account import AccountFlags, AccountKind
-from sco_settle.domain.account_key import AccountKey
+from sco_settle.domain.account_key import AccountKey, AccountKeyKind
 from sco_settle.domain.ids import ID_MAX
 from sco_settle.domain.participants import ParticipantKind, ScoStatus
 from sco_settle.network import (
@@ -43,7 +43,7 @@ SWAP_SIZES = {
     "BOMUMNUB": (15_000_000_000, ("MNT", 7_250_000_000_000)),
     "TCMBTR2A": (35_000_000_000, ("TRY", 189_000_000_000)),
     "SAMASARI": (50_000_000_000, ("SAR", 26_000_000_000)),
-    "CBAUAEAA": (35_000_000_000, ("AED", 20_000_000_000)),
+    "CBAUAEAA": (35_000_000_000, ("AED", 18_000_000_000)),  # renewed Nov 2023
     "QMAGQAQA": (35_000_000_000, ("QAR", None)),
     "CBEGEGCX": (18_000_000_000, ("EGP", None)),
     "NBRBBY2X": (7_000_000_000, ("BYN", None)),
@@ -51,12 +51,12 @@ SWAP_SIZES = {
 }
 UNCERTAIN_SWAP_LINES = {
     *("CBRFRUMM", "NBRKKZKX", "CBUZUZ22", "NATJTJ22"),
-    *("CBAUAEAA", "QMAGQAQA", "CBEGEGCX", "NBRBBY2X"),
+    *("QMAGQAQA", "CBEGEGCX", "NBRBBY2X"),  # the UAE line was confirmed renewed in 2023
 }
 BANK_OF_XINJIANG = "BOXJCNU0"
 
 KEY_PATTERN = re.compile(
-    r"^(settlement|issuance|liquidity|fee):[A-Z0-9]{8,11}:[A-Z]{3}$"
+    r"^(settlement|issuance|liquidity|fee|fx-income|swap-interest):[A-Z0-9]{8,11}:[A-Z]{3}$"
     r"|^(vostro|swap-line):[A-Z0-9]{8,11}:[A-Z0-9]{8,11}:[A-Z]{3}$"
 )
 
@@ -134,7 +134,7 @@ def test_swap_line_sizes_match_the_reference(sco: Network) -> None:
         assert line.size_minor("CNY") == cny * 100
         expected_local = None if local_size is None else local_size * 100
         assert line.size_minor(local) == expected_local, bic
-        assert line.tenor_years == 3
+        assert line.tenor_years == (5 if bic == "CBAUAEAA" else 3)  # UAE: 5 y since 2023
         assert line.uncertain is (bic in UNCERTAIN_SWAP_LINES), bic
         assert not line.uncertain or line.note
     assert lines["CBRFRUMM"].signed == "2014-10-13"
@@ -158,7 +158,9 @@ def test_swap_line_accounts_let_each_side_draw_the_others_currency(sco: Network)
 
 def test_ledger_accounts_follow_the_key_scheme(sco: Network) -> None:
     accounts = sco.ledger_accounts()
-    assert len(accounts) == 149  # 119 before the corridor channels of 2026-12-01
+    # 119 before the corridor channels of 2026-12-01, 149 before the FX providers' income
+    # accounts and the swap lines' facility and interest accounts.
+    assert len(accounts) == 258
     for account in accounts:
         assert KEY_PATTERN.match(account.ref), account.ref
         assert account.id == account_id_for_key(account.ref)
@@ -210,13 +212,19 @@ CORRIDOR_CHANNELS = frozenset(
 )  # fmt: skip
 
 
-def _first_edition(key: AccountKey) -> bool:
+def _first_edition(key: AccountKey, network: Network) -> bool:
     """Whether the account ``key`` was in the network before the corridor channels."""
     added = {("BKCHCNBJ", "KCJBKZKX"), ("BKCHCNBJ", "AKBBBY2X"), ("ICBKCNBJ", "ICBKKZKX")}
     added |= {("ICBKCNBJ", "ICBKRUMM"), ("ICBKCNBJ", "ICBKPKKA")}
     if key.owner in CORRIDOR_CHANNELS or key.counterparty in CORRIDOR_CHANNELS:
         return False
+    if key.kind in (AccountKeyKind.FX_INCOME, AccountKeyKind.SWAP_INTEREST):
+        return False  # FX providers and swap-line tranches (2026-12-07)
+    if key.kind is AccountKeyKind.SETTLEMENT and key.owner in {*SWAP_SIZES, "PBOCCNBJ"}:
+        return key.currency == network.home_currency(key.owner)  # facilities: foreign ones
     return (key.counterparty, key.owner) not in added
+
+
 PINNED_ACCOUNTS_DIGEST = "ba38f6d255f01a4cf7252608467a6aa653d629ca487e0010f21f057801340997"
 PINNED_OPENINGS_DIGEST = "0656080db6d5613b008a1b2039427920c7f8a22e0095467a2fa24f328ec1368a"
 
@@ -227,7 +235,7 @@ def test_account_ids_of_keys_are_pinned(sco: Network) -> None:
         assert account_id_for_key(str(key)) == expected, key
     opening = account_id_for_key(f"opening:{AccountKey.settlement('HSBKKZKX', 'KZT')}")
     assert opening == 137591349258535473940624010751933723473
-    first = [a for a in sco.ledger_accounts() if _first_edition(AccountKey.parse(a.ref))]
+    first = [a for a in sco.ledger_accounts() if _first_edition(AccountKey.parse(a.ref), sco)]
     accounts = "\n".join(f"{a.ref} {a.id}" for a in first)
     assert hashlib.sha256(accounts.encode()).hexdigest() == PINNED_ACCOUNTS_DIGEST
     kept = {a.id for a in first}

@@ -118,14 +118,15 @@ def test_delivering_route_is_exact_and_least(deliver):
         assert all(r.amount_delivered_minor < deliver for r in same_path)
 
 
-def test_an_amount_over_every_routes_swap_line_size_is_refused_at_once(make_engine):
+def test_an_amount_over_every_routes_dealing_limit_is_refused_at_once(make_engine):
     """Review: a payment no liquidity could ever carry is refused at once (AM02), not queued
-    for hours. Bank of China pays the Bank of Mongolia in MNT: the only way is the PBOC's MNT
-    swap line (agreed size MNT 7.25 trn)."""
+    for hours. Optima Bank (no CNY account of its own) pays the Bank of China in CNY: the only
+    bank dealing CNY for other Kyrgyz banks is Aiyl Bank, up to CNY 20 m a deal."""
     engine = make_engine()
-    mnt_8_trn_in_cny = 17_000_000_000_00  # about MNT 8 trn at 472 MNT per CNY
-    over = engine.submit(Payment("h1", CN_A, "BOMUMNUB", mnt_8_trn_in_cny, "CNY", "MNT"))
+    about_cny_41_m = 500_000_000_00  # KGS 500 m at about 12.08 KGS per CNY
+    over = engine.submit(Payment("h1", "ENEJKG22", CN_A, about_cny_41_m, "KGS", "CNY"))
     assert (over.status, over.reason) == (PaymentStatus.REJECTED, Reason.AM02)
-    assert "swap lines" in over.reason_text and len(engine.queue) == 0
-    within = engine.submit(Payment("h2", CN_A, "BOMUMNUB", 1_000_00, "CNY", "MNT"))
+    assert "dealing limits" in over.reason_text and len(engine.queue) == 0
+    within = engine.submit(Payment("h2", "ENEJKG22", CN_A, 1_000_000_00, "KGS", "CNY"))
     assert within.status is PaymentStatus.SETTLED
+    assert "AIYLKG22/CNY" in within.route

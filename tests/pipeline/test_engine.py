@@ -29,22 +29,75 @@ def check_ledger(engine):
     assert report.ok, report.violation
 
 
-def test_cross_currency_payment_settles_both_legs_through_the_swap_line(make_engine):
+def test_cross_currency_payment_settles_both_legs_through_an_fx_provider(make_engine):
+    """Halyk pays Bank of China KZT 1 m in CNY. ICBC Almaty, the RMB clearing bank in
+    Kazakhstan, quotes the best price for Kazakh banks: it receives the KZT on its settlement
+    account, keeps its spread on its FX income account and pays the CNY from its CNY account at
+    ICBC. Nobody's swap line moves."""
     engine = make_engine()
     kzt_before = balance(engine, f"settlement:{KZ_A}:KZT")
     cny_before = balance(engine, f"settlement:{CN_A}:CNY")
     drawn_before = balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY")
+    clearing = "ICBKKZKX"
+    kzt_at_provider = balance(engine, f"settlement:{clearing}:KZT")
     outcome = engine.submit(pay("x1", KZ_A, CN_A, 1_000_000_00, "KZT", "CNY"))
     assert outcome.status is PaymentStatus.SETTLED
-    assert outcome.route == ("HSBKKZKX/KZT", "NBRKKZKX/KZT", "PBOCCNBJ/CNY", "BKCHCNBJ/CNY")
+    assert outcome.route == (
+        "HSBKKZKX/KZT",
+        "NBRKKZKX/KZT",
+        f"{clearing}/KZT",
+        f"{clearing}/CNY",
+        "ICBKCNBJ/CNY",
+        "PBOCCNBJ/CNY",
+        "BKCHCNBJ/CNY",
+    )
     assert balance(engine, f"settlement:{KZ_A}:KZT") == kzt_before - 1_000_000_00
     assert balance(engine, f"settlement:{CN_A}:CNY") == cny_before + outcome.amount_delivered_minor
     # About KZT 70.8 per CNY: 1,000,000 KZT buys roughly 14,100 CNY (rounded down for the customer).
     assert 1_400_000 < outcome.amount_delivered_minor < 1_420_000
-    assert (
-        balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY")
-        == drawn_before - outcome.amount_delivered_minor
+    kept = balance(engine, f"fx-income:{clearing}:KZT")
+    assert 0 < kept < 1_000_000_00 * 40 // 10_000  # its 30 bp half-spread and the rounding
+    assert balance(engine, f"settlement:{clearing}:KZT") == kzt_at_provider + 1_000_000_00 - kept
+    assert balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY") == drawn_before
+    check_ledger(engine)
+
+
+def test_a_central_bank_facility_funded_by_a_tranche_carries_what_the_market_cannot(make_engine):
+    """The Bank of Russia draws a CNY tranche on its swap line with the PBOC; when the market
+    (ICBC Moscow, the RMB clearing bank) has no CNY left, a Russian bank's payment to China is
+    converted by the Bank of Russia's facility: the CNY comes out of the tranche, the RUB the
+    facility receives is retired, and the payment draws nothing on the line itself."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from sco_settle.payments.swap_lines import SwapLineDesk
+
+    engine = make_engine()
+    desk = SwapLineDesk(engine.ledger, engine.view)
+    tranche = desk.draw(
+        "CBRFRUMM",
+        "PBOCCNBJ",
+        500_000_000_00,
+        dt.date(2027, 1, 15),
+        3,
+        Decimal("0.025"),
+        engine.view.rates,
     )
+    drawn = -balance(engine, "swap-line:CBRFRUMM:PBOCCNBJ:CNY")
+    assert drawn == tranche.principal_minor
+    assert balance(engine, "settlement:CBRFRUMM:CNY") == tranche.principal_minor
+    key = "vostro:ICBKCNBJ:ICBKRUMM:CNY"
+    drain = Transfer(78, engine.view.account_id(key), engine.clearing["CNY"], balance(engine, key))
+    assert engine.ledger.create_transfers([drain]) == ["ok"]
+    engine.view.invalidate()
+    outcome = engine.submit(pay("f1", "SABRRUMM", CN_A, 10_000_000_00, "RUB", "CNY"))
+    assert outcome.status is PaymentStatus.SETTLED, outcome
+    assert outcome.route[1:3] == ("CBRFRUMM/RUB", "CBRFRUMM/CNY")
+    assert balance(engine, "settlement:CBRFRUMM:CNY") == (
+        tranche.principal_minor - outcome.amount_delivered_minor
+    )
+    assert -balance(engine, "swap-line:CBRFRUMM:PBOCCNBJ:CNY") == drawn
+    assert balance(engine, "fx-income:CBRFRUMM:RUB") > 0
     check_ledger(engine)
 
 
@@ -58,24 +111,28 @@ def test_kyrgyz_bank_pays_china_through_bank_of_xinjiang(make_engine):
 
 def test_pvp_chain_is_never_half_settled(make_engine):
     engine = make_engine()
-    # Exhaust NBK's CNY swap-line headroom behind the router's back: the route still looks
-    # feasible to a stale graph, but the ledger refuses the CNY leg, so the KZT leg must not stay.
+    # Empty ICBC Almaty's CNY account behind the router's back: the route through the clearing
+    # bank still looks feasible to a stale graph, but the ledger refuses the CNY leg, so the KZT
+    # legs must not stay.
     graph = engine.view.graph(engine.ledger)
-    line = engine.view.account_id("swap-line:NBRKKZKX:PBOCCNBJ:CNY")
-    limit = engine.ledger.lookup_account(line).credit_limit
+    key = "vostro:ICBKCNBJ:ICBKKZKX:CNY"
+    nostro = engine.view.account_id(key)
     sink = engine.clearing["CNY"]
-    assert engine.ledger.create_transfers([Transfer(77, line, sink, limit)]) == ["ok"]
+    assert engine.ledger.create_transfers([Transfer(77, nostro, sink, balance(engine, key))]) == [
+        "ok"
+    ]
     assert engine.view.graph(engine.ledger) is graph  # Reused while the ledger moves on.
     kzt_before = balance(engine, f"settlement:{KZ_A}:KZT")
-    line_before = balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY")
+    provider_before = balance(engine, "settlement:ICBKKZKX:KZT")
     outcome = engine.submit(pay("x2", KZ_A, CN_A, 1_000_000_00, "KZT", "CNY"))
     details = [detail for _, _, detail in engine.records.events("x2")]
     assert any("route refused by the ledger: exceeds_credits" in d for d in details), details
-    # The refused chain left nothing: the line is untouched and the debtor paid at most once,
-    # through another route (or not at all, queued).
-    assert balance(engine, "swap-line:NBRKKZKX:PBOCCNBJ:CNY") == line_before
+    # The refused chain left nothing: the clearing bank received no KZT and the debtor paid at
+    # most once, through another route (or not at all, queued).
+    assert balance(engine, "settlement:ICBKKZKX:KZT") == provider_before
+    assert balance(engine, key) == 0
     if outcome.status is PaymentStatus.SETTLED:
-        assert "NBRKKZKX/KZT" not in outcome.route[1:2] or "PBOCCNBJ/CNY" not in outcome.route
+        assert "ICBKKZKX/CNY" not in outcome.route
         assert balance(engine, f"settlement:{KZ_A}:KZT") >= kzt_before - 1_000_000_00
     else:
         assert outcome.status is PaymentStatus.QUEUED and outcome.reason is Reason.AM04
@@ -133,7 +190,9 @@ def test_suspended_bank_and_cut_corridor_are_refused(make_engine):
     assert outcome.status is PaymentStatus.REJECTED and outcome.reason is Reason.AG01
     engine = make_engine(scenario=Scenario(exhausted_swap_lines=frozenset({("CN", "KZ")})))
     outcome = engine.submit(pay("s3", KZ_A, CN_A, 5_000_00, "KZT", "CNY"))
-    assert outcome.status is not PaymentStatus.SETTLED or "NBRKKZKX/KZT" not in outcome.route
+    # An exhausted line leaves the central banks' facilities dry; the market still converts.
+    assert outcome.status is PaymentStatus.SETTLED
+    assert not {"NBRKKZKX/CNY", "PBOCCNBJ/KZT"} & set(outcome.route)
 
 
 def test_gridlock_is_resolved_simultaneously(make_engine):

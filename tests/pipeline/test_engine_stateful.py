@@ -224,12 +224,28 @@ class EngineMachine(RuleBasedStateMachine):
             if status not in MOVED:
                 continue
             payment = self.payments[payment_id]
+            outcome = self.engine.outcome(payment_id)
             sent = payment.amount_minor
             if payment.amount_type is AmountType.RECEIVE:  # What it cost, as reported.
-                sent = self.engine.outcome(payment_id).amount_sent_minor
-            expected[payment.debtor_agent] -= sent
+                sent = outcome.amount_sent_minor
+            # A payer that converts in its own books pays abroad from its CNY nostro: its KZT
+            # settlement account does not move.
+            own_books = outcome.route[1:2] == (f"{payment.debtor_agent}/CNY",)
+            if not own_books:
+                expected[payment.debtor_agent] -= sent
             if payment.creditor_agent in expected:
                 expected[payment.creditor_agent] += payment.amount_minor
+            # A bank that sold the payer CNY at its quotes received the KZT (less its spread,
+            # which its FX income account holds: subtracted below).
+            for node, following in zip(outcome.route[1:], outcome.route[2:], strict=False):
+                bank = node.split("/")[0]
+                if (node, following) == (f"{bank}/KZT", f"{bank}/CNY") and bank in expected:
+                    expected[bank] += sent
+        for bank in BANKS:
+            income = view().account_id(f"fx-income:{bank}:KZT")
+            if income is not None:
+                state = self.engine.ledger.lookup_account(income)
+                expected[bank] -= state.credits_posted - state.debits_posted
         assert {bank: self.balance(bank) for bank in BANKS} == expected
 
     @invariant()

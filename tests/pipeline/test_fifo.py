@@ -79,10 +79,16 @@ def test_in_one_batch_a_payers_later_payment_waits_behind_a_refused_one(make_eng
 
 def test_nothing_is_settled_without_ledger_transfers(make_engine):
     """Review D9: a bank paying itself in another currency while the swap line is exhausted
-    found a route that was one own-book conversion and was answered settled with no transfer."""
+    found a route that was one own-book conversion and was answered settled with no transfer.
+    Today ICBC Almaty would sell Halyk the CNY (a real route): with it suspended, the own-book
+    conversion is the only route left."""
     from sco_settle.payments.network_view import Scenario
 
-    engine = make_engine(scenario=Scenario(exhausted_swap_lines=frozenset({("CN", "KZ")})))
+    engine = make_engine(
+        scenario=Scenario(
+            suspended=frozenset({"ICBKKZKX"}), exhausted_swap_lines=frozenset({("CN", "KZ")})
+        )
+    )
     before = balance(engine, f"settlement:{HALYK}:KZT")
     outcome = engine.submit(
         Payment("onus-1", HALYK, HALYK, 1_000_000_00, "KZT", "CNY", priority=NORMAL)

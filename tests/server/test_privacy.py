@@ -10,12 +10,13 @@ from sco_settle.server.keys import Role
 
 BANK, PEER = "HSBKKZKX", "KCJBKZKX"
 LIQUIDITY = {"insufficient_balance", "exceeds_credit_limit", "exceeds_swap_line_headroom"}
-# Too much for any FX provider's CNY inventory, but within the swap lines: there is a route, and
-# KCJB's own KZT->CNY conversion is excluded for lack of CNY (its balance shows as available).
+# KZT 22 bn (about CNY 310 m): more than KCJB's CNY nostros hold (CNY 250 m), less than ICBC
+# Almaty's (CNY 500 m): there is a route through the clearing bank, and KCJB's own KZT->CNY
+# conversion is excluded for lack of CNY (its balance shows as available).
 QUOTE = {
     "debtor_agent": BANK,
     "creditor_agent": PEER,
-    "amount_minor": 10**13,
+    "amount_minor": 22 * 10**11,
     "currency": "KZT",
     "creditor_currency": "CNY",
     "routes_max": 3,

@@ -22,7 +22,7 @@ from sco_settle.network.model import Network
 class Fact:
     """One entry of the network file, as the ``facts`` command lists it."""
 
-    section: str  # countries, participants, correspondent_links, swap_lines
+    section: str  # countries, participants, correspondent_links, swap_lines, fx_providers
     subject: str  # what the entry is about, e.g. "UCBAINBB holds INR for GAZPRUMM"
     countries: tuple[str, ...]
     uncertain: bool
@@ -62,6 +62,12 @@ def facts(network: Network) -> list[Fact]:
              tuple(country(bic) for bic in line.central_banks), line.uncertain,
              line.note or "", sourced(line.sources))
         for line in network.swap_lines
+    ]  # fmt: skip
+    found += [
+        Fact("fx_providers", f"{p.bic} deals {', '.join(p.pairs)} ({p.role.value}) for"
+             f" {', '.join(p.clients) if p.clients is not None else 'any bank'}",
+             (country(p.bic), *(p.clients or ())), p.uncertain, p.note or "", sourced(p.sources))
+        for p in network.fx_providers
     ]  # fmt: skip
     return found
 

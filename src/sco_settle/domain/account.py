@@ -46,6 +46,8 @@ class AccountKind(enum.StrEnum):
     VOSTRO = "vostro"  # "yours with us": a correspondent's money we hold
     SWAP_LINE = "swap-line"  # a central bank's drawn position on a bilateral swap line
     FX_POSITION = "fx-position"  # a liquidity provider's position in one currency of a pair
+    FX_INCOME = "fx-income"  # an FX provider's spread and rounding in one currency
+    SWAP_INTEREST = "swap-interest"  # a central bank's interest income on swap-line tranches
     CUSTOMER = "customer"  # an end customer's account at a bank
     LIQUIDITY = "liquidity"  # a liquidity provider's pool
     ISSUANCE = "issuance"  # a central bank's issuance: the source of its currency in the network

@@ -56,6 +56,10 @@ class AccountKeyKind(enum.StrEnum):
     FEE = "fee"
     VOSTRO = "vostro"
     SWAP_LINE = "swap-line"
+    # An FX provider's income in one currency: the spread and rounding of its conversions.
+    FX_INCOME = "fx-income"
+    # A central bank's interest income on the swap-line tranches it provided, in its currency.
+    SWAP_INTEREST = "swap-interest"
 
     @property
     def has_counterparty(self) -> bool:
@@ -112,6 +116,16 @@ class AccountKey:
     @classmethod
     def fee(cls, bic: str, currency: str) -> AccountKey:
         return cls(AccountKeyKind.FEE, bic, currency)
+
+    @classmethod
+    def fx_income(cls, provider: str, currency: str) -> AccountKey:
+        """Where ``provider``'s spread and rounding in ``currency`` are booked."""
+        return cls(AccountKeyKind.FX_INCOME, provider, currency)
+
+    @classmethod
+    def swap_interest(cls, central_bank: str, currency: str) -> AccountKey:
+        """Where ``central_bank`` receives interest on tranches drawn in ``currency``."""
+        return cls(AccountKeyKind.SWAP_INTEREST, central_bank, currency)
 
     @classmethod
     def vostro(cls, servicer: str, owner: str, currency: str) -> AccountKey:

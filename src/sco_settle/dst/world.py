@@ -78,6 +78,28 @@ def subnetwork(network: Network, countries: tuple[str, ...]) -> Network:
     document["swap_lines"] = [
         line for line in document.get("swap_lines", ()) if set(line["central_banks"]) <= kept
     ]
+    held: dict[str, set[str]] = {}
+    homes = {c["code"]: c["currency"] for c in document["countries"]}
+    for participant in document["participants"]:
+        held[participant["bic"]] = {homes[participant["country"]]}
+        held[participant["bic"]].update(a["currency"] for a in participant["accounts"])
+        participant["correspondent_for"] = [
+            bic for bic in participant["correspondent_for"] if bic in kept
+        ]
+    for link in document["correspondent_links"]:
+        held[link["owner"]].add(link["currency"])
+    providers = []
+    for provider in document.get("fx_providers", ()):
+        pairs = [
+            pair
+            for pair in provider["pairs"]
+            if provider["bic"] in kept and {pair[:3], pair[4:]} <= held[provider["bic"]]
+        ]
+        if pairs:
+            dealt = {code for pair in pairs for code in (pair[:3], pair[4:])}
+            limits = {k: v for k, v in provider["dealing_limit"].items() if k in dealt}
+            providers.append({**provider, "pairs": pairs, "dealing_limit": limits})
+    document["fx_providers"] = providers
     return Network.model_validate(document)
 
 

@@ -35,12 +35,14 @@ from sco_settle.messaging.iso20022 import (
     write_cash_report,
 )
 from sco_settle.payments.plan import (
+    CODE_FX,
     CODE_LSM,
     CODE_NETTING,
     CODE_PAYMENT,
     CODE_RETURN,
     CODE_SWAP_DRAW,
 )
+from sco_settle.payments.swap_lines import CODE_TRANCHE_DRAW, CODE_TRANCHE_REPAY
 
 ENTRIES_PER_PAGE_MAX = 50_000  # The API's default (``ServerConfig.statement_entries_max``).
 NS_PER_DAY = 86_400 * 10**9
@@ -59,6 +61,8 @@ class EntryKind(enum.StrEnum):
     LSM = "lsm"  # a payment settled by the liquidity-saving mechanism (a cycle of the queue)
     NETTING = "netting"  # a net position settled by a deferred-net-settlement cycle
     RETURN = "return"  # a leg of a payment's return
+    FX = "fx"  # a conversion inside a payment: the provider's income, or a central bank's issue
+    TRANCHE = "swap_tranche"  # a swap-line tranche drawn, repaid or rolled over
     TRANSFER = "transfer"  # a transfer a client wrote itself (not the payment engine's)
 
 
@@ -68,11 +72,16 @@ _KIND_OF_CODE = {
     CODE_LSM: EntryKind.LSM,
     CODE_NETTING: EntryKind.NETTING,
     CODE_RETURN: EntryKind.RETURN,
+    CODE_FX: EntryKind.FX,
+    CODE_TRANCHE_DRAW: EntryKind.TRANCHE,
+    CODE_TRANCHE_REPAY: EntryKind.TRANCHE,
 }
 # The engine writes the settled payment's reference as the ``ref`` of these legs: the
 # instruction's end-to-end id (or the payment id) on a route's legs, the payment id on an LSM
 # settlement. A return's legs carry ``return <reason>``; a netting cycle's carry nothing.
-_PAYMENT_REFERENCED = frozenset({EntryKind.PAYMENT, EntryKind.SWAP_DRAW, EntryKind.LSM})
+_PAYMENT_REFERENCED = frozenset(
+    {EntryKind.PAYMENT, EntryKind.SWAP_DRAW, EntryKind.LSM, EntryKind.FX}
+)
 
 
 class DayOutOfRange(ValueError):

@@ -18,6 +18,7 @@ Invariants (checked by ``Network``'s validator; a ``Network`` that exists satisf
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
@@ -192,6 +193,26 @@ def _partial_date(value: object) -> str:
     return match.group(0)
 
 
+def _currency_pair(value: object) -> str:
+    """``"CNY/KZT"``: two distinct ISO 4217 codes."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3}/[A-Z]{3}", value):
+        raise ValueError(f"a currency pair is written BASE/QUOTE, e.g. CNY/KZT, got {value!r}")
+    base, quote = value[:3], value[4:]
+    currency(base)
+    currency(quote)
+    if base == quote:
+        raise ValueError(f"currency pair {value!r} names one currency twice")
+    return value
+
+
+def _first_day(partial: str | dt.date) -> dt.date:
+    """A partial date (``2015``, ``2015-05`` or a full date) as its first day."""
+    if isinstance(partial, dt.date):
+        return partial
+    parts = [int(part) for part in str(partial).split("-")]
+    return dt.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+
+
 def _format_version(value: object) -> int:
     if value != FORMAT_VERSION or isinstance(value, bool):
         raise ValueError(f"unsupported format {value!r}: this loader reads format {FORMAT_VERSION}")
@@ -293,6 +314,10 @@ class ParticipantEntry(_Entry):
     # Currencies this participant may hold accounts in (and book vostros in). Default: home only.
     currencies: tuple[CurrencyCode, ...] | None = None
     accounts: tuple[AccountEntry, ...] = ()
+    # Banks whose payments this participant agrees to carry as their correspondent: it forwards
+    # them from its own accounts (settlement or nostros). Nobody else's payment may transit it,
+    # except through its published FX quotes (``fx_providers``). See ``payments/routing.py``.
+    correspondent_for: tuple[Bic, ...] = ()
     # True when no real BIC is known and ``bic`` is an SCO Settle identifier in ISO 9362 test form.
     synthetic_bic: StrictBool = False
     uncertain: StrictBool = False
@@ -330,9 +355,31 @@ class SwapLine(_Entry):
     renewed: tuple[PartialDate, ...] = ()
     tenor_years: Annotated[StrictInt, Field(gt=0, le=100)]
     status: Text
+    # The latest date a source shows the line in use or in force (a drawing, an official
+    # statement), when that is later than its last signing found.
+    in_use_evidence: PartialDate | None = None
     uncertain: StrictBool = False
     note: Text | None = None
     sources: tuple[SourceKey, ...] = ()
+
+    @property
+    def expiry(self) -> dt.date:
+        """The last signing found plus the tenor: when the agreement ends unless renewed."""
+        signed = _first_day(self.last_signed)
+        try:
+            return signed.replace(year=signed.year + self.tenor_years)
+        except ValueError:  # 29 February
+            return signed.replace(year=signed.year + self.tenor_years, day=28)
+
+    def status_on(self, day: dt.date) -> AgreementStatus:
+        """In force until its expiry; after it, presumed renewed when a source shows it in use
+        after that date (the renewal itself was not found), else lapsed."""
+        expiry = self.expiry
+        if day <= expiry:
+            return AgreementStatus.IN_FORCE
+        if self.in_use_evidence is not None and _first_day(self.in_use_evidence) > expiry:
+            return AgreementStatus.PRESUMED_RENEWED
+        return AgreementStatus.LAPSED
 
     @property
     def last_signed(self) -> str:
@@ -343,6 +390,65 @@ class SwapLine(_Entry):
 
     def size_minor(self, currency_code: str) -> int | None:
         amount = self.size[currency_code]
+        return None if amount is None else minor_units_of(amount, currency_code)
+
+
+class AgreementStatus(enum.StrEnum):
+    IN_FORCE = "in_force"
+    PRESUMED_RENEWED = "presumed_renewed"  # in use after its computed expiry; renewal not found
+    LAPSED = "lapsed"
+
+
+class SwapLinePolicy(_Entry):
+    """The deployment's rules for drawing on swap lines (one place; governance data)."""
+
+    # Draw on agreements past their computed expiry that a source shows in use afterwards.
+    draw_presumed_renewed: StrictBool = False
+    # Draw on agreements past their expiry with no later evidence of use.
+    draw_lapsed: StrictBool = False
+    # A central bank's facility funded by a line converts only for trade between the line's two
+    # states; True lets it serve its banks' payments to any state.
+    facility_third_country: StrictBool = False
+
+    def drawable(self, status: AgreementStatus) -> bool:
+        if status is AgreementStatus.IN_FORCE:
+            return True
+        if status is AgreementStatus.PRESUMED_RENEWED:
+            return self.draw_presumed_renewed
+        return self.draw_lapsed
+
+
+class FxProviderRole(enum.StrEnum):
+    MARKET_MAKER = "market_maker"  # a commercial bank dealing from its own liquidity
+    CLEARING_BANK = "clearing_bank"  # a designated offshore clearing bank for a currency
+
+
+class FxProviderEntry(_Entry):
+    """A participant that publishes quotes and converts other banks' payments (its consent).
+
+    It converts between the two currencies of each pair at its own quotes (``provider`` = its
+    BIC in the rate file), paying out of its own accounts in the currency it delivers, up to
+    ``dealing_limit`` per conversion. ``clients``: the countries whose banks it deals for (the
+    payment's debtor or creditor agent is there); None: any bank. Central banks' facilities are
+    not listed here: they follow from the swap lines (``Network.swap_line_policy``).
+    """
+
+    bic: Bic
+    role: FxProviderRole
+    pairs: tuple[Annotated[str, BeforeValidator(_currency_pair)], ...]
+    clients: tuple[CountryCode, ...] | None = None
+    # Major units of the currency delivered; absent: no limit besides its liquidity.
+    dealing_limit: dict[CurrencyCode, PositiveMajorAmount] = Field(default_factory=dict)
+    uncertain: StrictBool = False
+    note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
+
+    @property
+    def currency_pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple((pair[:3], pair[4:]) for pair in self.pairs)
+
+    def dealing_limit_minor(self, currency_code: str) -> int | None:
+        amount = self.dealing_limit.get(currency_code)
         return None if amount is None else minor_units_of(amount, currency_code)
 
 
@@ -365,6 +471,8 @@ class Network(_Entry):
     participants: tuple[ParticipantEntry, ...]
     correspondent_links: tuple[CorrespondentLink, ...] = ()
     swap_lines: tuple[SwapLine, ...] = ()
+    swap_line_policy: SwapLinePolicy = SwapLinePolicy()
+    fx_providers: tuple[FxProviderEntry, ...] = ()
     # Source key -> where the fact comes from (a URL, or a dataset and its version).
     sources: dict[SourceKey, Text] = Field(default_factory=dict)
 
@@ -489,12 +597,29 @@ def _derive_accounts(network: Network) -> Iterator[tuple[AccountKey, Account]]:
     for link in network.correspondent_links:
         limit = minor_units_of(link.credit_limit, link.currency)
         yield _account(link.key, AccountKind.VOSTRO, constrained, limit)
+    derived = {key for entry in network.participants for key in _participant_keys(network, entry)}
     for line in network.swap_lines:
-        yield from _swap_line_accounts(network, line)
+        for key, account in _swap_line_accounts(network, line):
+            if key not in derived:
+                derived.add(key)
+                yield key, account
+    for key in _fx_income_keys(network):
+        if key not in derived:
+            derived.add(key)
+            yield _account(key, AccountKind.FX_INCOME, constrained)
+
+
+def _participant_keys(network: Network, entry: ParticipantEntry) -> Iterator[AccountKey]:
+    yield AccountKey.settlement(entry.bic, network.home_currency(entry.bic))
+    for opened in entry.accounts:
+        yield _opened_key(entry.bic, opened)
 
 
 def _swap_line_accounts(network: Network, line: SwapLine) -> Iterator[tuple[AccountKey, Account]]:
-    """Each side may draw the other's currency up to the agreed size (0 where it is unknown)."""
+    """Per side: what it has drawn of the other's currency (the limit is the agreed size, 0 where
+    it is unknown), its account in the other's currency at the other central bank (where drawn
+    tranches and counter-values are held: its FX facility's liquidity), and the interest it
+    earns on tranches of its own currency."""
     constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
     first, second = line.central_banks
     for drawer, provider in ((second, first), (first, second)):
@@ -502,6 +627,21 @@ def _swap_line_accounts(network: Network, line: SwapLine) -> Iterator[tuple[Acco
         limit = line.size_minor(drawn) or 0
         key = AccountKey.swap_line(drawer, provider, drawn)
         yield _account(key, AccountKind.SWAP_LINE, constrained, limit)
+        yield _account(AccountKey.settlement(drawer, drawn), AccountKind.SETTLEMENT, constrained)
+        interest = AccountKey.swap_interest(provider, drawn)
+        yield _account(interest, AccountKind.SWAP_INTEREST, constrained)
+
+
+def _fx_income_keys(network: Network) -> Iterator[AccountKey]:
+    """An FX income account per currency each provider (or central-bank facility) deals."""
+    for provider in network.fx_providers:
+        for pair in provider.currency_pairs:
+            for code in pair:
+                yield AccountKey.fx_income(provider.bic, code)
+    for line in network.swap_lines:
+        for bic in line.central_banks:
+            for other in line.central_banks:
+                yield AccountKey.fx_income(bic, network.home_currency(other))
 
 
 def _account(
@@ -598,6 +738,8 @@ def _network_problems(network: Network) -> Iterator[Problem]:
     yield from _account_problems(network)
     yield from _link_problems(network)
     yield from _swap_line_problems(network)
+    yield from _fx_provider_problems(network)
+    yield from _correspondent_for_problems(network)
     yield from _uncertain_problems(network)
     yield from _issuance_total_problems(network)
     yield from _source_problems(network)
@@ -610,6 +752,7 @@ def _source_problems(network: Network) -> Iterator[Problem]:
         ("participants", network.participants),
         ("correspondent_links", network.correspondent_links),
         ("swap_lines", network.swap_lines),
+        ("fx_providers", network.fx_providers),
     )
     for section, entries in sections:
         for index, entry in enumerate(entries):
@@ -781,6 +924,51 @@ def _swap_line_problems(network: Network) -> Iterator[Problem]:
             yield loc, f"{label}: give signed or renewed (a date is required)"
 
 
+def currencies_held(network: Network, bic: str) -> frozenset[str]:
+    """The currencies ``bic`` holds money in: its settlement and opened accounts, and nostros."""
+    entry = network.participant(bic)
+    held = {key.currency for key in _participant_keys(network, entry)}
+    held.update(link.currency for link in network.correspondent_links if link.owner == bic)
+    return frozenset(held)
+
+
+def _fx_provider_problems(network: Network) -> Iterator[Problem]:
+    countries = {c.code for c in network.countries}
+    seen: set[str] = set()
+    for index, provider in enumerate(network.fx_providers):
+        loc: Loc = ("fx_providers", index)
+        label = f"FX provider {provider.bic}"
+        if provider.bic not in network.participants_by_bic:
+            yield (*loc, "bic"), f"{label}: unknown participant"
+            continue
+        if provider.bic in seen:
+            yield (*loc, "bic"), f"{label}: listed twice"
+        seen.add(provider.bic)
+        held = currencies_held(network, provider.bic)
+        dealt: set[str] = set()
+        for number, (base, quote) in enumerate(provider.currency_pairs):
+            dealt.update((base, quote))
+            for code in (base, quote):
+                if code not in held:
+                    message = f"{label}: deals {base}/{quote} but holds no {code} account"
+                    yield (*loc, "pairs", number), message
+        for code in provider.clients or ():
+            if code not in countries:
+                yield (*loc, "clients"), f"{label}: unknown client country {code!r}"
+        for code, amount in provider.dealing_limit.items():
+            if code not in dealt:
+                yield (*loc, "dealing_limit", code), f"{label}: it does not deal {code}"
+            yield from _amount_problems((*loc, "dealing_limit"), code, label, amount, code)
+
+
+def _correspondent_for_problems(network: Network) -> Iterator[Problem]:
+    for index, entry in enumerate(network.participants):
+        for number, bic in enumerate(entry.correspondent_for):
+            if bic not in network.participants_by_bic or bic == entry.bic:
+                message = f"{participant_label(entry.bic)}: correspondent_for names {bic!r}"
+                yield ("participants", index, "correspondent_for", number), message
+
+
 def _amount_problems(
     loc: Loc, field: str, label: str, amount: Decimal | None, currency_code: str
 ) -> Iterator[Problem]:
@@ -798,6 +986,7 @@ def _uncertain_problems(network: Network) -> Iterator[Problem]:
         ("participants", network.participants),
         ("correspondent_links", network.correspondent_links),
         ("swap_lines", network.swap_lines),
+        ("fx_providers", network.fx_providers),
     ]
     for section, entries in sections:
         for index, entry in enumerate(entries):

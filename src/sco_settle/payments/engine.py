@@ -69,6 +69,7 @@ from sco_settle.payments.records import PaymentRecords
 from sco_settle.payments.routing import (
     ExclusionReason,
     Route,
+    RouteResult,
     RouteStatus,
     find_routes,
     find_routes_delivering,
@@ -736,7 +737,7 @@ class PaymentEngine:
                 "its earliest settlement time is further ahead than the warehouse keeps payments"
                 f" ({self.settings.warehouse_ns_max // (86_400 * NS_PER_SECOND)} days)",
             )
-        disagreement = amounts_disagree(payment, self.view.rates)
+        disagreement = amounts_disagree(payment, self.view.rates_at(self.clock()))
         if disagreement:
             raise PaymentRejected(Reason.AM09, disagreement)
 
@@ -761,7 +762,7 @@ class PaymentEngine:
             payment.amount_minor,
             payment.currency,
             payment.creditor_currency,
-            self.view.rates,
+            self.view.rates_at(self.clock()),
             k=self.settings.routes_max if alternatives else 1,
             hop_charge_minor=self.settings.hop_charge_minor,
         )
@@ -783,13 +784,18 @@ class PaymentEngine:
                     alternatives=alternatives,
                     refuse_hopeless=refuse_hopeless,
                 )
-            if refuse_hopeless and not self._ever_routable(payment):
+            if not refuse_hopeless:
+                return []  # Feasible in principle: wait for liquidity.
+            ever = self._ever_routes(payment)
+            if ever.routes:
+                return []  # Feasible in principle: wait for liquidity.
+            reasons = {exclusion.reason for exclusion in ever.exclusions}
+            if reasons & _LIQUIDITY_REASONS:
                 raise PaymentRejected(
                     Reason.AM02,
-                    "no route could ever carry this amount: it exceeds the agreed size of the"
-                    " swap lines on every route",
+                    "no route could ever carry this amount: it exceeds the FX providers'"
+                    " dealing limits or the swap lines' agreed sizes on every route",
                 )
-            return []  # Feasible in principle: wait for liquidity.
         if ExclusionReason.PARTICIPANT_SUSPENDED in reasons:
             raise PaymentRejected(Reason.AG01, "a participant on every route is suspended")
         if ExclusionReason.CORRIDOR_CUT in reasons:
@@ -803,11 +809,17 @@ class PaymentEngine:
                 Reason.AM01,
                 f"the amount converts to zero {payment.creditor_currency} on every route",
             )
+        if ExclusionReason.NO_CONSENT in reasons:
+            raise PaymentRejected(
+                Reason.CNOR,
+                "no route to the creditor agent that its banks agreed to carry: no"
+                " correspondent relationship or FX provider serves this payment",
+            )
         raise PaymentRejected(Reason.CNOR, "no route to the creditor agent")
 
-    def _ever_routable(self, payment: Payment) -> bool:
-        """Whether some route could carry ``payment`` with all the liquidity in the world
-        (every swap line undrawn): if not, waiting is pointless."""
+    def _ever_routes(self, payment: Payment) -> RouteResult:
+        """The routes that could carry ``payment`` with all the liquidity in the world (every
+        swap line fully drawn into its facility): if there are none, waiting is pointless."""
         graph = self.view.graph(self.ledger, self.scenario, ever=True)
         finder = find_routes_delivering if _delivers_fixed(payment) else find_routes
         found = finder(
@@ -817,10 +829,10 @@ class PaymentEngine:
             payment.amount_minor,
             payment.currency,
             payment.creditor_currency,
-            self.view.rates,
+            self.view.rates_at(self.clock()),
             k=1,
         )
-        return bool(found.routes)
+        return found
 
     def plan(self, payment: Payment, route: Route) -> list[Transfer]:
         """The payment's linked chain on ``route``; never empty: nothing is "settled" without

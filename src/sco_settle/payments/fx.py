@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -55,6 +55,9 @@ class Rate:
     - ``bid`` and ``ask`` are finite ``Decimal`` with ``0 < bid <= ask``.
     - ``provider`` is not empty (a BIC, or the name of a swap line's pricing source).
     - ``as_of`` is timezone-aware, so that two rates can always be ordered.
+    - The quote is firm from ``as_of`` until ``valid_until`` (inclusive; None: it never goes
+      stale, for tests and hand-built tables). A quote outside its window is stale and never used
+      to price a payment (``RateTable.valid_at``).
     """
 
     base: str
@@ -63,6 +66,7 @@ class Rate:
     ask: Decimal
     provider: str
     as_of: datetime
+    valid_until: datetime | None = None
 
     def __post_init__(self) -> None:
         currency(self.base)
@@ -81,6 +85,17 @@ class Rate:
             raise ValueError("rate provider must be a non-empty string")
         if not isinstance(self.as_of, datetime) or self.as_of.tzinfo is None:
             raise ValueError("rate as_of must be a timezone-aware datetime")
+        if self.valid_until is not None:
+            if not isinstance(self.valid_until, datetime) or self.valid_until.tzinfo is None:
+                raise ValueError("rate valid_until must be a timezone-aware datetime")
+            if self.valid_until < self.as_of:
+                raise ValueError(
+                    f"rate valid_until {self.valid_until} is before as_of {self.as_of}"
+                )
+
+    def valid_at(self, moment: datetime) -> bool:
+        """Whether the quote is firm at ``moment`` (not before it was given, not after expiry)."""
+        return self.as_of <= moment and (self.valid_until is None or moment <= self.valid_until)
 
     @property
     def mid(self) -> Fraction:
@@ -230,7 +245,7 @@ class RateTable:
     rounded inverse rate is ever materialised.
     """
 
-    __slots__ = ("_by_pair", "_rates")
+    __slots__ = ("_by_pair", "_firm_cache", "_rates")
 
     def __init__(self, rates: Iterable[Rate]) -> None:
         latest: dict[tuple[str, str, str], Rate] = {}
@@ -242,6 +257,7 @@ class RateTable:
             if kept is None or rate.as_of > kept.as_of:
                 latest[key] = rate
         self._rates: tuple[Rate, ...] = tuple(latest[key] for key in sorted(latest))
+        self._firm_cache: tuple[tuple[Rate, ...], RateTable] | None = None
         self._by_pair: dict[tuple[str, str], list[Rate]] = {}
         for rate in self._rates:
             self._by_pair.setdefault((rate.base, rate.quote), []).append(rate)
@@ -260,6 +276,28 @@ class RateTable:
     @property
     def rates(self) -> tuple[Rate, ...]:
         return self._rates
+
+    def valid_at(self, moment: datetime) -> RateTable:
+        """The table of the quotes firm at ``moment``: stale and future quotes are left out, so
+        no payment is ever priced at an expired quote. The same table object is returned while
+        the set of firm quotes stays the same (routing memoises per table)."""
+        firm = tuple(rate for rate in self._rates if rate.valid_at(moment))
+        if len(firm) == len(self._rates):
+            return self
+        cached = self._firm_cache
+        if cached is not None and cached[0] == firm:
+            return cached[1]
+        table = RateTable(firm)
+        self._firm_cache = (firm, table)
+        return table
+
+    def published(self, moment: datetime, valid_for: timedelta) -> RateTable:
+        """Every quote republished at ``moment``, firm for ``valid_for``: the providers'
+        standing quotes given again (a simulation or a deployment publishing its quote file)."""
+        return RateTable(
+            Rate(r.base, r.quote, r.bid, r.ask, r.provider, moment, moment + valid_for)
+            for r in self._rates
+        )
 
     def __len__(self) -> int:
         return len(self._rates)
@@ -307,6 +345,9 @@ def _rate_from_dict(row: Mapping[str, Any]) -> Rate:
     as_of = row["as_of"]
     if isinstance(as_of, str):
         as_of = datetime.fromisoformat(as_of)
+    valid_until = row.get("valid_until")
+    if isinstance(valid_until, str):
+        valid_until = datetime.fromisoformat(valid_until)
     return Rate(
         base=str(row["base"]),
         quote=str(row["quote"]),
@@ -314,6 +355,7 @@ def _rate_from_dict(row: Mapping[str, Any]) -> Rate:
         ask=_decimal(row["ask"], "ask"),
         provider=str(row["provider"]),
         as_of=as_of,
+        valid_until=valid_until,
     )
 
 

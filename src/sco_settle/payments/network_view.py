@@ -1,13 +1,26 @@
 """The routing graph of a network as the ledger stands now.
 
 Capacities come from live balances: a settlement or vostro account can pay out its posted credits
-minus its debits (posted and reserved) plus its credit limit; a swap line can deliver its agreed
-size minus what is drawn. A bank can convert its home currency into a currency in which it holds a
-vostro account, up to that account's balance (an FX point priced by the MARKET quotes).
+minus its debits (posted and reserved) plus its credit limit.
+
+Who converts, and for whom (consent):
+- A bank converts its own payments in its own books: its home currency into a currency in which
+  it holds a nostro (up to that nostro's balance) and back, for payments it sends or receives
+  only, priced at the MARKET reference quotes (``Consent(agents={bank})``).
+- A declared FX provider (``fx_providers`` in the network file) converts, at its own quotes and
+  up to its dealing limit, the payments of the banks of its client countries (or anyone's).
+- A central bank's FX facility sells its own banks paying the swap-line partner's state (any state
+  if the deployment's swap-line policy says so) the partner's currency it holds at the partner
+  central bank (drawn tranches, and counter-values of the partner's drawings), at its own quotes,
+  and retires the home currency it receives. It never buys: a facility is funded by the line.
+- Swap lines are not routed over: they are drawn in tranches (``payments/swap_lines.py``).
+- A bank pays a payment on from its own accounts only with its consent (``RoutingGraph.build``'s
+  ``forwarding``: the network file's ``correspondent_for``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -23,11 +36,12 @@ from sco_settle.ledger import Ledger
 from sco_settle.network import Network
 from sco_settle.payments.fx import RateTable
 from sco_settle.payments.routing import (
+    ANYONE,
+    Consent,
     CorrespondentAccount,
     FxPoint,
     RoutingGraph,
     SettlementAccount,
-    SwapLine,
 )
 
 MARKET = "MARKET"
@@ -49,8 +63,10 @@ def load_rates(name_or_path: str | Path = "sco") -> RateTable:
     else:
         text = Path(name_or_path).read_text()
     document = YAML(typ="safe").load(text)
-    as_of = str(document["as_of"])
-    rows = [{**row, "as_of": row.get("as_of", as_of)} for row in document["rates"]]
+    defaults = {"as_of": str(document["as_of"])}
+    if document.get("valid_until") is not None:
+        defaults["valid_until"] = str(document["valid_until"])
+    rows = [{**defaults, **row} for row in document["rates"]]
     return RateTable.from_dicts(rows)
 
 
@@ -81,6 +97,13 @@ class NetworkView:
         # Compiled graphs by (scenario, ignore_balances): (generation, ledger timestamp, uses).
         self._graphs: dict[tuple[Scenario, bool, bool], tuple[RoutingGraph, int, int, int]] = {}
         self.generation = 0
+
+    def rates_at(self, clock_ns: int) -> RateTable:
+        """The quotes firm at ``clock_ns`` (the ledger clock): stale ones are never used."""
+        if clock_ns <= 0:
+            return self.rates
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        return self.rates.valid_at(epoch + dt.timedelta(microseconds=clock_ns // 1000))
 
     def account_id(self, key: AccountKey | str) -> int | None:
         """The ledger id of the network account ``key`` (a key or its text), None if none."""
@@ -135,8 +158,8 @@ class NetworkView:
     ) -> RoutingGraph:
         settlement: list[SettlementAccount] = []
         correspondents: list[CorrespondentAccount] = []
-        fx_points: list[FxPoint] = []
-        swap_lines: list[SwapLine] = []
+        fx_points: list[FxPoint] = list(self._provider_points())
+        reserves: dict[AccountKey, int] = {}
         agents = self.network.settlement_agents
         for key, account in self.accounts.items():
             found = ledger.lookup_account(account.id)
@@ -152,37 +175,78 @@ class NetworkView:
                     continue
                 balance = max(balances.available_minor, -limit)
                 settlement.append(SettlementAccount(key.owner, agent, key.currency, balance, limit))
+                reserves[key] = max(balance + limit, 0)
             elif key.kind is AccountKeyKind.VOSTRO:
                 correspondent, points = self._vostro_edges(key, balances)
                 correspondents.append(correspondent)
                 fx_points += points
-            elif key.kind is AccountKeyKind.SWAP_LINE:
-                assert key.counterparty is not None, key
-                if limit <= 0:
-                    continue  # No agreed size in this currency: nothing can be drawn.
-                drawn = 0 if ever else balances.drawn_minor
-                countries = {key.owner[4:6], key.counterparty[4:6]}
-                if any(set(pair) == countries for pair in scenario.exhausted_swap_lines):
-                    drawn = limit
-                drawer_currency = self.network.home_currency(key.owner)
-                swap_lines.append(
-                    SwapLine(
-                        key.owner,
-                        drawer_currency,
-                        key.counterparty,
-                        key.currency,
-                        limit,
-                        min(drawn, limit),
-                    )
-                )
+        fx_points += self._facility_points(reserves, scenario, ever)
         return RoutingGraph.build(
             settlement_accounts=settlement,
             correspondents=correspondents,
             fx_points=_merged(fx_points),
-            swap_lines=swap_lines,
             suspended=scenario.suspended,
             corridor_cuts=scenario.corridor_cuts,
+            forwarding=self.forwarding,
         )
+
+    @property
+    def forwarding(self) -> dict[str, frozenset[str]]:
+        """Per bank, the banks whose payments it forwards as their correspondent."""
+        return {
+            entry.bic: frozenset(entry.correspondent_for)
+            for entry in self.network.participants
+            if entry.correspondent_for
+        }
+
+    def _provider_points(self) -> list[FxPoint]:
+        """Each declared FX provider converts both ways of each pair at its own quotes."""
+        points = []
+        for provider in self.network.fx_providers:
+            consent = (
+                ANYONE
+                if provider.clients is None
+                else Consent(frozenset({provider.bic}), frozenset(provider.clients))
+            )
+            for base, quote in provider.currency_pairs:
+                for source, target in ((base, quote), (quote, base)):
+                    limit = provider.dealing_limit_minor(target)
+                    available = AMOUNT_MAX // 4 if limit is None else limit
+                    points.append(
+                        FxPoint(provider.bic, source, target, available, 0, provider.bic, consent)
+                    )
+        return points
+
+    def _facility_points(
+        self, reserves: Mapping[AccountKey, int], scenario: Scenario, ever: bool
+    ) -> list[FxPoint]:
+        """Each side of a swap line: its central bank's FX facility sells its own banks paying
+        the partner's state the partner's currency it holds at the partner central bank (drawn
+        tranches, and the counter-values of the partner's drawings), and retires the home
+        currency it receives. ``ever``: what it could hold at most, the line's agreed size in
+        that currency (0 where the size is unknown)."""
+        network, policy = self.network, self.network.swap_line_policy
+        points = []
+        for line in network.swap_lines:
+            countries = frozenset(bic[4:6] for bic in line.central_banks)
+            exhausted = any(set(pair) == set(countries) for pair in scenario.exhausted_swap_lines)
+            first, second = line.central_banks
+            for bank, partner in ((first, second), (second, first)):
+                home, foreign = network.home_currency(bank), network.home_currency(partner)
+                clients = Consent(
+                    payer_countries=frozenset({bank[4:6]}),
+                    payee_countries=None
+                    if policy.facility_third_country
+                    else frozenset({partner[4:6]}),
+                )
+                if exhausted:
+                    held = 0
+                elif ever:
+                    held = line.size_minor(foreign) or 0
+                else:
+                    held = reserves.get(AccountKey.settlement(bank, foreign), 0)
+                points.append(FxPoint(bank, home, foreign, held, 0, bank, clients))
+        return points
 
     def _vostro_edges(
         self, key: AccountKey, balances: Balances
@@ -197,22 +261,29 @@ class NetworkView:
         home = self.network.home_currency(holder)
         if home == code:
             return correspondent, []
+        own = Consent(agents=frozenset({holder}))  # its own payments only
         return correspondent, [
-            FxPoint(holder, home, code, max(balance + limit, 0), rate_provider=MARKET),
+            FxPoint(holder, home, code, max(balance + limit, 0), 0, MARKET, own),
             # Foreign currency arriving on the vostro is paid out to the holder's customer in
             # home currency, in the holder's own books: no network liquidity needed.
-            FxPoint(holder, code, home, AMOUNT_MAX // 4, rate_provider=MARKET),
+            FxPoint(holder, code, home, AMOUNT_MAX // 4, 0, MARKET, own),
         ]
 
 
 def _merged(points: list[FxPoint]) -> list[FxPoint]:
-    """One FX point per (holder, from, to): a bank with nostros in one currency at several
-    correspondents converts into that currency once, with their capacities together."""
+    """One FX point per (bank, from, to). A bank that publishes quotes for the pair (a declared
+    provider or a central bank's facility) converts at them for its clients and
+    itself; otherwise a bank with nostros in one currency at several correspondents converts its
+    own payments into that currency once, with their capacities together."""
     merged: dict[tuple[str, str, str], FxPoint] = {}
     for point in points:
         key = (point.provider, point.from_currency, point.to_currency)
         kept = merged.get(key)
         if kept is None:
+            merged[key] = point
+        elif kept.rate_provider == kept.provider:
+            continue  # its own quotes win over its own-books conversion
+        elif point.rate_provider == point.provider:
             merged[key] = point
         else:
             total = min(kept.available_minor + point.available_minor, AMOUNT_MAX // 4)

@@ -14,19 +14,26 @@ bank; a central bank's own ``settlement`` account is its transit account):
 | in then out through A | settlement:m1:c | settlement:m2:c (one transfer, A is not touched) |
 | nostro_debit h -> s | vostro:s:h:c | settlement:s:c |
 | vostro_credit s -> h | settlement:s:c | vostro:s:h:c |
-| fx at P, a -> b | (none: the leg before credits P in a, the leg after debits P in b) | |
+| fx at P, a -> b (mid-route) | P's account the leg before credited | fx-income:P:a (P keeps) |
+| ... and P is the central bank of a | that account | issuance:P:a (the rest: retired) |
+| ... and P is the central bank of b | issuance:P:b | settlement:P:b (issued, then paid on) |
+| fx at the debtor or creditor agent (first, last leg) | (none: in its own books) | |
 | swap_line D(a) -> P(b) | settlement:D:a; swap-line:D:P:b | swap-line:P:D:a; settlement:P:b |
 
-The swap-line draw books both legs: D's drawable account in b (limit = the agreed size) is
-debited, so utilisation is its debit balance; P is credited D's currency on its own swap-line
-account. Fees stay where a route's amounts step down (with the intermediary that charged them),
-so the chain conserves value per currency by construction.
+A conversion is the two transfers around it through the provider's own accounts: the leg before
+credits P's account in a, the leg after debits P's account in b. What P keeps beyond the mid
+price (spread and rounding, ``kept_by_converter``) moves to its FX income account in a, so its
+FX result can be reported. A central bank's facility retires the currency it buys when it is its
+own and issues the currency it sells when it is its own. Consecutive conversions at one provider
+are one conversion (a cross through its books). Fees stay where a route's amounts step down (with
+the intermediary that charged them), so the chain conserves value per currency by construction.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 from sco_settle.domain.account_key import AccountKey
 from sco_settle.domain.ids import ENGINE_ID_MIN, ID_MAX
@@ -39,6 +46,7 @@ CODE_SWAP_DRAW = 11
 CODE_LSM = 12
 CODE_NETTING = 13
 CODE_RETURN = 14
+CODE_FX = 16  # a conversion's bookings inside a payment's chain (income, issue, retire)
 
 
 class PlanError(ValueError):
@@ -106,6 +114,12 @@ def plan_route(
             )
             index += 2
             continue
+        if leg.kind is EdgeKind.FX:
+            run = _fx_run(route_legs, index)
+            if legs and index + len(run) < len(route_legs):
+                legs.extend(_fx_bookings(run, legs[-1][1], lookup))
+            index += len(run)
+            continue
         legs.extend(_leg_bookings(leg.kind, source, target, currency, leg))
         index += 1
     transfers = []
@@ -128,6 +142,56 @@ def plan_route(
     if transfers:
         transfers[-1] = transfers[-1]._replace(flags=0)  # The last transfer closes the chain.
     return transfers
+
+
+def _fx_run(legs: Sequence[Leg], start: int) -> tuple[Leg, ...]:
+    """The conversions at one provider starting at ``start`` (a cross through its books)."""
+    provider = legs[start].source.participant
+    end = start
+    while (
+        end < len(legs)
+        and legs[end].kind is EdgeKind.FX
+        and legs[end].source.participant == provider
+    ):
+        end += 1
+    return tuple(legs[start:end])
+
+
+def kept_by_converter(run: Sequence[Leg]) -> int:
+    """What the provider of ``run`` (one or more consecutive conversions) keeps beyond the mid
+    price, in the first leg's currency: the amount it received less the mid-price cost of what
+    it delivered, rounded so the kept amount is never overstated. Never negative, because every
+    quote is at or worse than mid for the customer."""
+    mid = Fraction(1)
+    for leg in run:
+        assert leg.mid_factor is not None, leg
+        mid *= leg.mid_factor
+    received, delivered = run[0].amount_minor, run[-1].converted_minor
+    cost = -(-delivered * mid.denominator // mid.numerator)  # ceil(delivered / mid)
+    kept = received - cost
+    assert kept >= 0, (run, kept)
+    return kept
+
+
+def _fx_bookings(
+    run: Sequence[Leg], received_on: AccountKey, lookup: AccountLookup
+) -> list[Booking]:
+    """The bookings of a conversion between two legs (see the module docstring's table)."""
+    provider = run[0].source.participant
+    source, target = run[0].source.currency, run[-1].target.currency
+    assert received_on.owner == provider and received_on.currency == source, (run, received_on)
+    bookings: list[Booking] = []
+    kept = kept_by_converter(run)
+    if kept:
+        bookings.append((received_on, AccountKey.fx_income(provider, source), kept, CODE_FX))
+    issuance_in = AccountKey.issuance(provider, source)
+    if lookup(issuance_in) is not None and run[0].amount_minor > kept:
+        bookings.append((received_on, issuance_in, run[0].amount_minor - kept, CODE_FX))
+    issuance_out = AccountKey.issuance(provider, target)
+    if lookup(issuance_out) is not None:
+        settlement = AccountKey.settlement(provider, target)
+        bookings.append((issuance_out, settlement, run[-1].converted_minor, CODE_FX))
+    return bookings
 
 
 def _leg_bookings(
@@ -161,8 +225,6 @@ def _leg_bookings(
                 CODE_PAYMENT,
             )
         ]
-    if kind is EdgeKind.FX:
-        return []
     if kind is EdgeKind.SWAP_LINE:  # source draws target's currency
         delivered = leg.target.currency
         return [

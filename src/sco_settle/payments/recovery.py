@@ -35,6 +35,7 @@ from sco_settle.domain.ids import is_engine_id
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.payments.model import AmountType, Payment, PaymentOutcome, PaymentStatus
 from sco_settle.payments.plan import (
+    CODE_FX,
     CODE_LSM,
     CODE_NETTING,
     CODE_PAYMENT,
@@ -49,7 +50,7 @@ TransferLookup = Callable[[Collection[int]], Mapping[int, Transfer]]
 CHAIN_LEGS_MAX = 32  # far above the longest route's bookings (hops x 2 + a swap draw)
 _LINKED = int(TransferFlags.LINKED)
 _PENDING = int(TransferFlags.PENDING | TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING)
-PAYMENT_CODES = frozenset({CODE_PAYMENT, CODE_SWAP_DRAW, CODE_LSM, CODE_RETURN})
+PAYMENT_CODES = frozenset({CODE_PAYMENT, CODE_SWAP_DRAW, CODE_LSM, CODE_RETURN, CODE_FX})
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final, Literal, NamedTuple
@@ -115,6 +115,10 @@ class ExclusionReason(enum.StrEnum):
 
     PARTICIPANT_SUSPENDED = "participant_suspended"
     CORRIDOR_CUT = "corridor_cut"
+    # The bank whose account the edge debits has not agreed to carry this payment: it is neither
+    # the debtor agent, nor the servicer of the account just debited, nor converting at its own
+    # quotes, nor the debtor's correspondent; or an FX provider does not deal for these agents.
+    NO_CONSENT = "no_consent"
     NO_RATE = "no_rate"
     EXCEEDS_HOP_LIMIT = "exceeds_hop_limit"
     AMOUNT_ROUNDS_TO_ZERO = "amount_rounds_to_zero"
@@ -170,11 +174,39 @@ class CorrespondentAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class Consent:
+    """Whose payments an FX point converts: those whose debtor or creditor agent is one of
+    ``agents`` or is in one of ``countries``; or whose debtor agent is in one of
+    ``payer_countries`` and creditor agent in one of ``payee_countries`` (a central bank's
+    facility: its own banks paying the swap-line partner's state). ``anyone``: all."""
+
+    agents: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    payer_countries: frozenset[str] = frozenset()
+    payee_countries: frozenset[str] | None = None  # None: any country
+    anyone: bool = False
+
+    def allows(self, debtor_agent: str, creditor_agent: str) -> bool:
+        if self.anyone or debtor_agent in self.agents or creditor_agent in self.agents:
+            return True
+        debtor_country, creditor_country = bic_country(debtor_agent), bic_country(creditor_agent)
+        if debtor_country in self.countries or creditor_country in self.countries:
+            return True
+        return debtor_country in self.payer_countries and (
+            self.payee_countries is None or creditor_country in self.payee_countries
+        )
+
+
+ANYONE = Consent(anyone=True)
+
+
+@dataclass(frozen=True, slots=True)
 class FxPoint:
     """A liquidity provider converting ``from_currency`` into ``to_currency`` at its own quote.
 
     ``available_minor`` is the provider's deliverable inventory of ``to_currency``. The rate is the
     provider's best quote in the ``RateTable`` under ``provider`` (``rate_provider`` overrides).
+    ``consent``: whose payments it converts (default: anyone's).
     """
 
     provider: str
@@ -183,6 +215,7 @@ class FxPoint:
     available_minor: int
     fee_minor: int = 0
     rate_provider: str = ""
+    consent: Consent = ANYONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +258,10 @@ class Leg:
     spread_cost_minor: int
     rate_provider: str | None
     uses_credit: bool
+    # A conversion's mid-market factor: ``target minor units = source minor units x mid_factor``
+    # (None when the leg does not convert). What the converter keeps beyond the mid price (its
+    # spread and rounding) follows from it (``plan.kept_by_converter``).
+    mid_factor: Fraction | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +340,7 @@ class _Edge(NamedTuple):
     credit_limit_minor: int
     fee_minor: int
     rate_provider: str | None
+    consent: Consent = ANYONE  # FX edges: whose payments the provider converts
 
 
 class RoutingGraph:
@@ -319,8 +357,15 @@ class RoutingGraph:
     """
 
     def __init__(
-        self, edges: Sequence[_Edge], suspended: frozenset[str], cuts: frozenset[frozenset[str]]
+        self,
+        edges: Sequence[_Edge],
+        suspended: frozenset[str],
+        cuts: frozenset[frozenset[str]],
+        forwarding: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
+        # Per bank, the debtor agents whose payments it forwards as their correspondent. None:
+        # every bank forwards every payment (a graph without consent rules, as in unit tests).
+        self.forwarding = forwarding
         node_keys = sorted({edge.source for edge in edges} | {edge.target for edge in edges})
         self.nodes: tuple[Node, ...] = tuple(node_keys)
         self._index = {node: index for index, node in enumerate(self.nodes)}
@@ -372,8 +417,14 @@ class RoutingGraph:
         swap_lines: Iterable[SwapLine] = (),
         suspended: Iterable[str] = (),
         corridor_cuts: Iterable[tuple[str, str]] = (),
+        forwarding: Mapping[str, Iterable[str]] | None = None,
     ) -> RoutingGraph:
         """Validate the inputs and compile the graph.
+
+        ``forwarding`` maps a bank to the debtor agents whose payments it agrees to forward from
+        its own accounts (its correspondent clients). When given, a bank pays a payment on only
+        if it is the debtor agent, services the account the payment just left, converted it at
+        its own quotes, or forwards for the debtor (``ExclusionReason.NO_CONSENT``).
 
         ``suspended`` lists BICs; every edge touching one is refused (``participant_suspended``).
         ``corridor_cuts`` lists ISO 3166 country pairs (either order); every edge between
@@ -393,7 +444,12 @@ class RoutingGraph:
         for line in swap_lines:
             edges.append(_swap_edge(line, seen))
         cuts = frozenset(frozenset((a, b)) for a, b in corridor_cuts)
-        return cls(edges, frozenset(parse_bic(b) for b in suspended), cuts)
+        consent = (
+            None
+            if forwarding is None
+            else {bank: frozenset(clients) for bank, clients in forwarding.items()}
+        )
+        return cls(edges, frozenset(parse_bic(b) for b in suspended), cuts, consent)
 
     def node_index(self, node: Node) -> int | None:
         return self._index.get(node)
@@ -490,9 +546,8 @@ def _fx_edge(point: FxPoint, seen: set[tuple[object, ...]]) -> _Edge:
     _check_link(("fx", source, target), seen)
     available = _amount(point.available_minor, "available_minor")
     fee = _amount(point.fee_minor, "fee_minor")
-    return _Edge(
-        source, target, EdgeKind.FX, available, 0, fee, point.rate_provider or source.participant
-    )
+    provider = point.rate_provider or source.participant
+    return _Edge(source, target, EdgeKind.FX, available, 0, fee, provider, point.consent)
 
 
 def _swap_edge(line: SwapLine, seen: set[tuple[object, ...]]) -> _Edge:
@@ -1016,6 +1071,7 @@ class _Label(NamedTuple):
     first: int  # first edge, -1 before any
     chain: tuple[int, ...]  # converting edges so far
     left: tuple[str, ...]  # currencies converted out of
+    relay: bool = True  # the bank at this node agrees to pay this payment on (see _relays)
 
 
 # Heap entry types: a label, or a cursor into a label's sorted successors.
@@ -1118,7 +1174,7 @@ def _search(query: _Query, k: int, expansions_max: int) -> _SearchResult:
     successors = _Successors(query, bound)
     start = _Label(source, 0, 0, query.amount, (source,), -1, (), ())
     heap: list[_HeapEntry] = [(0, 0, (), _LABEL, start)]
-    settled_hops: dict[tuple[int, int, tuple[int, ...]], int] = {}
+    settled_hops: dict[tuple[int, int, tuple[int, ...], bool], int] = {}
     signatures: set[tuple[int, tuple[int, ...], int]] = set()
     found: list[tuple[int, ...]] = []
     exclusions: dict[int, _Refusal] = {}
@@ -1138,7 +1194,7 @@ def _search(query: _Query, k: int, expansions_max: int) -> _SearchResult:
                 signatures.add(signature)
                 found.append(path)
             continue
-        state = (label.node, label.first, label.chain)
+        state = (label.node, label.first, label.chain, label.relay)
         if settled_hops.get(state, _UNREACHABLE) <= label.hops:
             continue  # dominated: an earlier label here was no dearer and no longer
         settled_hops[state] = label.hops
@@ -1219,6 +1275,8 @@ def _successor(
         return  # a round trip back into a currency already left is never a route
     weight = graph._e_hops[edge]
     step = _check_edge(query, edge, label.amount, label.hops, hops_bound - weight)
+    if step.reason is None:
+        step = _check_consent(query, label.relay, edge, step)
     if step.reason is not None:
         if edge not in exclusions:
             exclusions[edge] = _Refusal((*path, edge), step.reason, step.amount_out, step.available)
@@ -1233,11 +1291,48 @@ def _successor(
         edge if label.first < 0 else label.first,
         (*label.chain, edge) if converting else label.chain,
         (*label.left, graph.nodes[label.node].currency) if converting else label.left,
+        _relays(query, edge),
     )
     # The child's key is its cost plus its own bound: the successor's static bound less this
     # edge's own part (hop charge and fee bound), which ``cost`` now contains in full.
     key = (cost + cost_bound - own_bound, label.hops + hops_bound, (*path, edge))
     heapq.heappush(heap, (*key, _LABEL, child))
+
+
+_DEBITS_HOLDER = frozenset({EdgeKind.SETTLEMENT_IN, EdgeKind.NOSTRO_DEBIT})
+
+
+def _check_consent(query: _Query, relay: bool, edge: int, step: _Step) -> _Step:
+    """``step`` refused ``NO_CONSENT`` when the edge's bank has not agreed to carry the payment:
+    a bank pays a payment on from its own account only when the label says it relays it, and an
+    FX provider converts only for the agents it deals for."""
+    graph = query.graph
+    spec = graph.edges[edge]
+    refused = False
+    if spec.kind in _DEBITS_HOLDER:
+        refused = not relay
+    elif spec.kind is EdgeKind.FX:
+        debtor = graph.nodes[query.source].participant
+        creditor = graph.nodes[query.target].participant
+        refused = not spec.consent.allows(debtor, creditor)
+    if refused:
+        return _Step(step.amount_out, 0, 0, ExclusionReason.NO_CONSENT, None)
+    return step
+
+
+def _relays(query: _Query, edge: int) -> bool:
+    """Whether the bank the payment reaches over ``edge`` agrees to pay it on: it is the debtor
+    agent, it services the account just debited (it executes its account holder's order), it
+    has just converted the payment at its own quotes, or it forwards for the debtor agent."""
+    graph = query.graph
+    if graph.forwarding is None:
+        return True
+    spec = graph.edges[edge]
+    bank = spec.target.participant
+    debtor = graph.nodes[query.source].participant
+    if bank == debtor or spec.kind in (EdgeKind.NOSTRO_DEBIT, EdgeKind.FX):
+        return True
+    return debtor in graph.forwarding.get(bank, ())
 
 
 def _check_edge(query: _Query, edge: int, amount_in: int, hops: int, hops_after: int) -> _Step:
@@ -1285,6 +1380,7 @@ def _route(query: _Query, path: tuple[int, ...], outputs: list[int] | None = Non
                 spread_cost_minor=spread,
                 rate_provider=spec.rate_provider,
                 uses_credit=uses_credit,
+                mid_factor=_mid_factor(context.fx[edge]),
             )
         )
         amount_in = amount_out
@@ -1300,6 +1396,12 @@ def _route(query: _Query, path: tuple[int, ...], outputs: list[int] | None = Non
         hops=hops,
         amount_delivered_minor=amount_in,
     )
+
+
+def _mid_factor(factors: object) -> Fraction | None:
+    if not isinstance(factors, tuple):
+        return None
+    return Fraction(factors[2], factors[3])
 
 
 def _exclusion(
@@ -1370,7 +1472,9 @@ def enumerate_routes(
         return Enumeration(query, (), ())
     complete: list[tuple[int, int, tuple[int, ...]]] = []
     excluded: list[Exclusion] = []
-    _enumerate(query, query.source, (), (query.source,), (), query.amount, 0, 0, complete, excluded)
+    _enumerate(
+        query, query.source, (), (query.source,), (), query.amount, 0, 0, True, complete, excluded
+    )
     complete.sort()
     routes = tuple(_route(query, path) for _, _, path in complete)
     status = RouteStatus.OK if routes else RouteStatus.NO_FEASIBLE_ROUTE
@@ -1386,6 +1490,7 @@ def _enumerate(
     amount_in: int,
     cost: int,
     hops: int,
+    relay: bool,
     complete: list[tuple[int, int, tuple[int, ...]]],
     excluded: list[Exclusion],
 ) -> None:
@@ -1401,6 +1506,8 @@ def _enumerate(
         if converting and graph.nodes[following].currency in left:
             continue
         step = _check_edge(query, edge, amount_in, hops, 0)
+        if step.reason is None:
+            step = _check_consent(query, relay, edge, step)
         if step.reason is not None:
             excluded.append(
                 _exclusion(query, (*path, edge), step.reason, step.amount_out, step.available)
@@ -1416,6 +1523,7 @@ def _enumerate(
             step.amount_out,
             cost + step.fee_cost + step.spread_cost + query.hop_charge * weight,
             hops + weight,
+            _relays(query, edge),
             complete,
             excluded,
         )

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 from sco_settle.network import Network
@@ -88,6 +89,10 @@ def build_report(
     tables["delays"], waited, delay_metrics = _delays(result, meta)
     tables["swap_lines"], swap_rows, swap_metrics = _swap_lines(result)
     tables["rejections"], rejection_metrics = _rejections(result, meta)
+    tables["mechanisms"] = _mechanisms(result, meta, network)
+    tables["fx_providers"] = _fx_providers(result, network)
+    tables["tranches"] = _tranches(result)
+    tables["facilities"] = _facilities(result)
     if result.options.mode is Mode.DNS:
         tables["cycles"] = _cycles(result)
     tables["calibration"] = _calibration(result, calibration)
@@ -178,6 +183,31 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "eod_bp",
     ),
     "rejections": ("reason", "text", "count", "value_cny_minor"),
+    "mechanisms": ("corridor", "payer", "payee", "mechanism", "count", "value_cny_minor"),
+    "fx_providers": ("provider", "role", "currency", "income_minor"),
+    "tranches": (
+        "day",
+        "action",
+        "drawer",
+        "provider",
+        "currency",
+        "tranche",
+        "principal_minor",
+        "interest_minor",
+        "detail",
+    ),
+    "facilities": (
+        "day",
+        "drawer",
+        "provider",
+        "currency",
+        "status",
+        "size_minor",
+        "drawn_minor",
+        "drawn_bp",
+        "facility_minor",
+        "accrued_interest_minor",
+    ),
     "cycles": (
         "day",
         "time",
@@ -232,6 +262,107 @@ def _corridors(
         metrics[f"settled_count[{corridor}]"] = count
         metrics[f"settled_value_cny_minor[{corridor}]"] = value
     return table, values, metrics
+
+
+class Mechanism:
+    """What carried a settled payment across currencies, named after the bank that converted
+    it (the last conversion on its route decides when there are several)."""
+
+    SAME_CURRENCY = "same_currency"  # no conversion: one currency end to end
+    CORRESPONDENT = "correspondent"  # the payer's or payee's bank converted in its own books
+    CLEARING_BANK = "rmb_clearing_bank"  # a designated clearing bank converted (fx_providers)
+    FX_PROVIDER = "fx_provider"  # another bank's published quotes (fx_providers)
+    SWAP_FACILITY = "swap_line_facility"  # a central bank's facility funded by a swap line
+
+
+def mechanism_of(route: tuple[str, ...], network: Network) -> str:
+    nodes = [node.split("/") for node in route]
+    roles = {provider.bic: provider.role.value for provider in network.fx_providers}
+    central_banks = set(network.settlement_agents.values())
+    found = Mechanism.SAME_CURRENCY
+    for (bank, source), (other, target) in pairwise(nodes):
+        if bank != other or source == target:
+            continue
+        if bank in central_banks:
+            found = Mechanism.SWAP_FACILITY
+        elif bank in (nodes[0][0], nodes[-1][0]) and bank not in roles:
+            found = Mechanism.CORRESPONDENT
+        elif roles.get(bank) == "clearing_bank":
+            found = Mechanism.CLEARING_BANK
+        elif bank in roles:
+            found = Mechanism.FX_PROVIDER
+        else:
+            found = Mechanism.CORRESPONDENT
+    return found
+
+
+def _mechanisms(result: SimResult, meta: dict[str, SimPayment], network: Network) -> Table:
+    """Per cross-border direction, how much value each mechanism carried."""
+    groups: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for payment_id, final in result.finals.items():
+        sim = meta[payment_id]
+        if sim.kind != CROSS_BORDER or final.status is not PaymentStatus.SETTLED:
+            continue
+        key = (
+            sim.corridor,
+            sim.payer_country,
+            sim.payee_country,
+            mechanism_of(final.route, network),
+        )
+        groups[key][0] += 1
+        groups[key][1] += sim.value_cny_minor
+    table = Table(COLUMNS["mechanisms"])
+    for key in sorted(groups):
+        table.rows.append((*key, *groups[key]))
+    return table
+
+
+def _fx_providers(result: SimResult, network: Network) -> Table:
+    roles = {provider.bic: provider.role.value for provider in network.fx_providers}
+    table = Table(COLUMNS["fx_providers"])
+    for (bic, code), income in sorted(result.fx_income.items()):
+        table.rows.append((bic, roles.get(bic, "central_bank_facility"), code, income))
+    return table
+
+
+def _tranches(result: SimResult) -> Table:
+    table = Table(COLUMNS["tranches"])
+    for event in result.tranche_events:
+        table.rows.append(
+            (
+                event.day,
+                event.action,
+                event.drawer,
+                event.provider,
+                event.currency,
+                event.tranche_id,
+                event.principal_minor,
+                event.interest_minor,
+                event.detail,
+            )
+        )
+    return table
+
+
+def _facilities(result: SimResult) -> Table:
+    table = Table(COLUMNS["facilities"])
+    for line in result.line_days:
+        drawn_bp = line.drawn_minor * 10_000 // line.size_minor if line.size_minor else 0
+        table.rows.append(
+            (
+                line.day,
+                line.drawer,
+                line.provider,
+                line.currency,
+                line.status,
+                line.size_minor,
+                line.drawn_minor,
+                drawn_bp,
+                line.facility_minor,
+                line.accrued_interest_minor,
+            )
+        )
+    return table
 
 
 def _tiers(result: SimResult, meta: dict[str, SimPayment], network: Network) -> Table:

@@ -18,18 +18,21 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from sco_settle.domain.account_key import AccountKeyKind
 from sco_settle.domain.participants import BicError, CountryError, parse_bic, parse_country
 from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
 from sco_settle.ledger.invariants import verify
 from sco_settle.ledger.state_machine import InvariantViolation
 from sco_settle.network import Network, load_network
 from sco_settle.payments.engine import EngineSettings, PaymentEngine
+from sco_settle.payments.fx import RateTable
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
 from sco_settle.payments.modes import Mode
 from sco_settle.payments.network_view import (
@@ -39,7 +42,9 @@ from sco_settle.payments.network_view import (
     swap_line_utilisation,
 )
 from sco_settle.payments.records import PaymentEvent, PaymentRecords, RecordEntry
+from sco_settle.payments.swap_lines import SwapLineDesk
 from sco_settle.sim.calibration import Calibration, Rates, load_calibration
+from sco_settle.sim.liquidity import LineDay, SwapLineOperator, TrancheEvent
 from sco_settle.sim.workload import SECONDS_PER_DAY, SimPayment, generate_day
 
 NS_PER_SECOND = 1_000_000_000
@@ -180,6 +185,10 @@ class SimResult:
     verify_ok: bool
     verify_text: str
     rejections_engine: dict[str, int]
+    tranche_events: list[TrancheEvent] = field(default_factory=list)
+    line_days: list[LineDay] = field(default_factory=list)
+    # (provider BIC, currency) -> what it kept on its conversions (spread and rounding), minor
+    fx_income: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def parse_scenario(specs: tuple[str, ...] | list[str], network: Network) -> Scenario:
@@ -238,7 +247,8 @@ def run_simulation(
     ledger, records = _open(options.db, clock)
     try:
         _install(ledger, network, calibration.workload.opening_balance_share)
-        view = NetworkView(network, load_rates())
+        quotes = load_rates()
+        view = NetworkView(network, quotes)
         engine = PaymentEngine(
             ledger,
             view,
@@ -249,7 +259,11 @@ def run_simulation(
             ),
             scenario=options.scenario,
         )
-        loop = _Loop(options, calibration, engine, clock, progress)
+        operator = SwapLineOperator(
+            SwapLineDesk(ledger, view),
+            frozenset(frozenset((c.a, c.b)) for c in calibration.corridors),
+        )
+        loop = _Loop(options, calibration, engine, clock, progress, quotes, operator)
         payments: list[SimPayment] = []
         for day in range(options.days):
             todays = generate_day(
@@ -278,10 +292,19 @@ def run_simulation(
             verify_ok=verify_ok,
             verify_text=verify_text,
             rejections_engine=dict(sorted(engine.stats.rejections.items())),
+            tranche_events=operator.events,
+            line_days=operator.days,
+            fx_income=_fx_income(view, ledger),
         )
     finally:
         records.close()
         ledger.close()
+
+
+def _date(day_start_ns: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(
+        days=day_start_ns // (SECONDS_PER_DAY * NS_PER_SECOND)
+    )
 
 
 def _open(db: Path | None, clock: SimClock) -> tuple[Ledger, RecordingRecords]:
@@ -303,19 +326,37 @@ def _install(ledger: Ledger, network: Network, share: Fraction) -> None:
 
     The network file funds each commercial bank with about USD 300 m so that demos never run dry;
     the simulator funds a share of that, so that intraday liquidity binds and the queue works.
+    FX providers (``fx_providers``) keep their whole opening balances: a dealer's book is its
+    business, and it deals for a whole country's banks (an ASSUMPTION of the simulation).
     """
     assert 0 < share <= 1, share
     accounts = network.ledger_accounts()
     for start in range(0, len(accounts), BATCH_EVENTS_MAX):
         created = ledger.create_accounts(accounts[start : start + BATCH_EVENTS_MAX])
         assert all(result == "ok" for result in created), created  # A fresh ledger.
+    dealers = {provider.bic for provider in network.fx_providers}
+    owners = {account.id: account.participant for account in accounts}
     transfers = [
-        transfer._replace(amount=max(transfer.amount * share.numerator // share.denominator, 1))
+        transfer
+        if owners[transfer.credit_account] in dealers
+        else transfer._replace(
+            amount=max(transfer.amount * share.numerator // share.denominator, 1)
+        )
         for transfer in network.opening_transfers()
     ]
     for start in range(0, len(transfers), BATCH_EVENTS_MAX):
         results = ledger.create_transfers(transfers[start : start + BATCH_EVENTS_MAX])
         assert all(result == "ok" for result in results), results
+
+
+def _fx_income(view: NetworkView, ledger: Ledger) -> dict[tuple[str, str], int]:
+    found = {}
+    for key, account in view.accounts.items():
+        if key.kind is AccountKeyKind.FX_INCOME:
+            state = ledger.lookup_account(account.id)
+            if state is not None and state.credits_posted:
+                found[(key.owner, key.currency)] = state.credits_posted - state.debits_posted
+    return dict(sorted(found.items()))
 
 
 def _verify(ledger: Ledger) -> tuple[bool, str]:
@@ -344,8 +385,11 @@ class _Loop:
         engine: PaymentEngine,
         clock: SimClock,
         progress: Progress | None,
+        quotes: RateTable,
+        operator: SwapLineOperator,
     ) -> None:
         self.options = options
+        self.quotes, self.operator = quotes, operator
         self.workload = calibration.workload
         self.engine = engine
         self.clock = clock
@@ -364,6 +408,7 @@ class _Loop:
             minute = (sim.arrival_s - day * SECONDS_PER_DAY) // 60
             by_minute.setdefault(minute, []).append(sim.payment)
         cycle_minutes = workload.cycle_minutes(self.engine.mode.name)
+        self._open_day(day, day_start_ns)
         for minute in range(workload.open_minute, workload.close_minute):
             end = minute + 1
             self.clock.set(day_start_ns + end * 60 * NS_PER_SECOND)
@@ -387,7 +432,21 @@ class _Loop:
         self.clock.set(max(self.clock(), close_ns + timeout_ns))
         self.engine.run_cycle()
         assert not self.engine.queue, sorted(self.engine.queue)[:5]
+        self.operator.close_day(day, _date(day_start_ns), self.engine.view.rates)
         self._sample_swap_lines(end_of_day=True)
+
+    def _open_day(self, day: int, day_start_ns: int) -> None:
+        """Opening: the FX providers publish the day's quotes (firm for the day: yesterday's
+        are stale), then the central banks draw where their facilities run low."""
+        open_ns = day_start_ns + self.workload.open_minute * 60 * NS_PER_SECOND
+        self.clock.set(max(self.clock(), open_ns))
+        opening = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+            microseconds=open_ns // 1000
+        )
+        view = self.engine.view
+        view.rates = self.quotes.published(opening, dt.timedelta(days=1))
+        view.invalidate()
+        self.operator.open_day(day, _date(day_start_ns), view.rates)
 
     def _sample_swap_lines(self, *, end_of_day: bool = False) -> None:
         view, ledger = self.engine.view, self.engine.ledger

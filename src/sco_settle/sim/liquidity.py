@@ -1,0 +1,203 @@
+"""The simulator's central banks: each morning they draw swap-line tranches when their FX
+facility runs low; each evening they repay maturing tranches with interest, or roll them over
+when the facility still needs the money.
+
+The policy is an ASSUMPTION of the simulation (no source says how SCO central banks size their
+drawings), stated once here:
+- A central bank draws only on an agreement drawable that day (``SwapLinePolicy``) and only if
+  its state trades in the simulated corridors with the partner's state.
+- At opening, when what its facility holds of the partner's currency is below
+  ``threshold_share`` of the agreed size, it draws ``draw_share`` of the size (within the
+  headroom) for ``months`` months at ``interest_rate`` a year.
+- At end of day it repays each tranche maturing that day or earlier with interest; when its
+  facility would then fall below the threshold, or cannot pay, it rolls the tranche over instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+from sco_settle.payments.fx import RateTable
+from sco_settle.payments.swap_lines import (
+    Agreement,
+    DrawRefused,
+    SwapLineDesk,
+    TrancheState,
+)
+
+
+@dataclass(frozen=True)
+class DrawingPolicy:
+    threshold_share: Fraction = Fraction(1, 10)
+    draw_share: Fraction = Fraction(1, 10)
+    months: int = 3
+    interest_rate: Decimal = Decimal("0.025")
+
+
+@dataclass(frozen=True)
+class TrancheEvent:
+    """One drawing, repayment or rollover, as the report lists it."""
+
+    day: int
+    action: str  # draw | repay | rollover | refused
+    drawer: str
+    provider: str
+    currency: str
+    tranche_id: str
+    principal_minor: int
+    interest_minor: int
+    detail: str = ""
+
+
+@dataclass
+class LineDay:
+    """One side of a line at the end of one day."""
+
+    day: int
+    drawer: str
+    provider: str
+    currency: str
+    size_minor: int
+    drawn_minor: int
+    facility_minor: int
+    accrued_interest_minor: int
+    status: str
+
+
+@dataclass
+class SwapLineOperator:
+    desk: SwapLineDesk
+    trading_countries: frozenset[frozenset[str]]
+    policy: DrawingPolicy = field(default_factory=DrawingPolicy)
+    events: list[TrancheEvent] = field(default_factory=list)
+    days: list[LineDay] = field(default_factory=list)
+
+    def _sides(self) -> list[Agreement]:
+        return [
+            side
+            for side in self.desk.sides()
+            if frozenset((side.drawer[4:6], side.provider[4:6])) in self.trading_countries
+        ]
+
+    def open_day(self, day: int, date: dt.date, rates: RateTable) -> None:
+        """Draw where a facility runs low."""
+        for side in self._sides():
+            state = self.desk.state(side, date)
+            threshold = side.size_minor * self.policy.threshold_share
+            if not state.drawable or state.facility_minor >= threshold:
+                continue
+            wanted = side.size_minor * self.policy.draw_share
+            principal = min(wanted.numerator // wanted.denominator, state.headroom_minor)
+            if principal <= 0:
+                continue
+            try:
+                terms = self.desk.draw(
+                    side.drawer,
+                    side.provider,
+                    principal,
+                    date,
+                    self.policy.months,
+                    self.policy.interest_rate,
+                    rates,
+                )
+            except DrawRefused as refused:
+                self._refused(day, side, refused)
+                continue
+            self.events.append(
+                TrancheEvent(
+                    day,
+                    "draw",
+                    side.drawer,
+                    side.provider,
+                    side.provider_currency,
+                    terms.tranche_id,
+                    principal,
+                    0,
+                    f"matures {terms.maturity}",
+                )
+            )
+
+    def close_day(self, day: int, date: dt.date, rates: RateTable) -> None:
+        """Repay or roll over what matures, then record every side's state."""
+        for side in self._sides():
+            state = self.desk.state(side, date)
+            threshold = side.size_minor * self.policy.threshold_share
+            held = state.facility_minor
+            for tranche in state.tranches:
+                terms = tranche.terms
+                if tranche.state is not TrancheState.OUTSTANDING or terms.maturity > date:
+                    continue
+                due = terms.principal_minor + terms.interest_minor(date)
+                keep = held - due >= threshold and state.drawable
+                try:
+                    if held >= due and (keep or not state.drawable):
+                        self.desk.repay(side.drawer, side.provider, terms.tranche_id, date)
+                        held -= due
+                        action, tranche_id = "repay", terms.tranche_id
+                    else:
+                        new = self.desk.rollover(
+                            side.drawer,
+                            side.provider,
+                            terms.tranche_id,
+                            date,
+                            self.policy.months,
+                            self.policy.interest_rate,
+                            rates,
+                        )
+                        held -= due - terms.principal_minor
+                        action, tranche_id = "rollover", new.tranche_id
+                except DrawRefused as refused:
+                    self._refused(day, side, refused)
+                    continue
+                self.events.append(
+                    TrancheEvent(
+                        day,
+                        action,
+                        side.drawer,
+                        side.provider,
+                        side.provider_currency,
+                        tranche_id,
+                        terms.principal_minor,
+                        terms.interest_minor(date),
+                    )
+                )
+            self._record(day, side, date)
+
+    def _record(self, day: int, side: Agreement, date: dt.date) -> None:
+        state = self.desk.state(side, date)
+        accrued = sum(
+            tranche.terms.interest_minor(date)
+            for tranche in state.tranches
+            if tranche.state is TrancheState.OUTSTANDING
+        )
+        self.days.append(
+            LineDay(
+                day,
+                side.drawer,
+                side.provider,
+                side.provider_currency,
+                side.size_minor,
+                state.drawn_minor,
+                state.facility_minor,
+                accrued,
+                state.status.value,
+            )
+        )
+
+    def _refused(self, day: int, side: Agreement, refused: DrawRefused) -> None:
+        self.events.append(
+            TrancheEvent(
+                day,
+                "refused",
+                side.drawer,
+                side.provider,
+                side.provider_currency,
+                "",
+                0,
+                0,
+                f"{refused.code}: {refused}",
+            )
+        )
