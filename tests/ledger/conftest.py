@@ -24,9 +24,10 @@ class FakeClock:
         self.now += seconds * SECOND
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "log"])
 def store_factory(request, tmp_path):
-    """Builds a fresh store; for SQLite and PostgreSQL, calling it again reopens the same data."""
+    """Builds a fresh store; for SQLite, PostgreSQL and the log, calling it again reopens the same
+    data. A ``Ledger`` on the log store runs the compiled engine (``FastLedger``)."""
 
     path = tmp_path / "ledger.db"
     memory = MemoryStore()
@@ -40,9 +41,14 @@ def store_factory(request, tmp_path):
     def make():
         if request.param == "memory":
             return memory
-        store = (
-            SqliteStore(path) if request.param == "sqlite" else PostgresStore(dsn, schema=schema)
-        )
+        if request.param == "log":
+            from sco_settle.storage.log import LogStore
+
+            store = LogStore(tmp_path / "ledger.log")
+        elif request.param == "sqlite":
+            store = SqliteStore(path)
+        else:
+            store = PostgresStore(dsn, schema=schema)
         opened.append(store)
         return store
 

@@ -79,16 +79,19 @@ def make_database(path):
         setup_ledger(ledger)
 
 
-def run_and_kill(db, first_batch: int, delay_s: float, tmp_path, *, mid_stream: bool) -> list[dict]:
+def run_and_kill(
+    db, first_batch: int, delay_s: float, tmp_path, *, mid_stream: bool, command=None
+) -> list[dict]:
     """Feed batches from ``first_batch`` on; SIGKILL ``delay_s`` after start (or, mid-stream,
-    after the first acknowledgement, whatever the machine's load); return acknowledgements."""
+    after the first acknowledgement, whatever the machine's load); return acknowledgements.
+    ``command`` (default ``sco-settle apply --db DB``) reads the batches on stdin."""
     feed = tmp_path / "feed.jsonl"
     with feed.open("w") as out:
         for index in range(first_batch, first_batch + FEED_BATCHES):
             out.write(json.dumps({"transfers": batch_for(index)}) + "\n")
     with feed.open("rb") as stdin:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sco_settle", "apply", "--db", str(db)],
+            command or [sys.executable, "-m", "sco_settle", "apply", "--db", str(db)],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -17,7 +17,7 @@ from tests.conftest import POSTGRES_DSN  # noqa: F401 - re-exported for the stor
 from tests.ledger.conftest import CMNED, DMNEC, FakeClock
 
 HISTORY = int(AccountFlags.HISTORY)
-STORE_KINDS = ["memory", "sqlite", "postgres"]
+STORE_KINDS = ["memory", "sqlite", "postgres", "log"]
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -41,13 +41,17 @@ def store_factory(request, tmp_path):
             return memory
         if kind == "sqlite":
             store = SqliteStore(tmp_path / "ledger.db", readonly=readonly)
+        elif kind == "log":
+            from sco_settle.storage.log import LogStore
+
+            store = LogStore(tmp_path / "ledger.log", readonly=readonly)
         else:
             store = PostgresStore(dsn, schema=schema, readonly=readonly)
         opened.append(store)
         return store
 
     make.kind = kind
-    make.location = tmp_path / "ledger.db" if kind == "sqlite" else None
+    make.location = {"sqlite": tmp_path / "ledger.db", "log": tmp_path / "ledger.log"}.get(kind)
     if kind == "postgres":
         make.dsn, make.schema = dsn, schema
     yield make

@@ -28,7 +28,7 @@ from sco_settle.ledger.store import Store
 from sco_settle.network import NetworkError
 from sco_settle.network.install import NetworkInstallError, install_network
 from sco_settle.payments.records import PaymentRecords
-from sco_settle.storage import SqliteStore, StoreLockedError
+from sco_settle.storage import SqliteStore, StoreLockedError, open_database_file
 from sco_settle.storage.payment_records_sql import SqlPaymentRecords
 from sco_settle.storage.sqlite import StoreFormatError
 
@@ -65,10 +65,10 @@ def _open_ledger(db: Path) -> Ledger:
     return Ledger(SqliteStore(db))
 
 
-def _open_readonly(db: Path) -> SqliteStore:
+def _open_readonly(db: Path) -> Store:
     if not db.exists():
         raise CliError(f"no database at {db} (create one with: sco-settle init --db {db})")
-    return SqliteStore(db, readonly=True)
+    return open_database_file(db, readonly=True)  # SQLite, or a log store's file
 
 
 @app.command()
@@ -376,3 +376,8 @@ def main() -> None:
     except (StoreLockedError, StoreFormatError, FileNotFoundError) as error:
         _error(f"sco-settle: {error}")
         sys.exit(1)
+
+
+from sco_settle.cli.swap_lines import register as _register_swap_lines  # noqa: E402 - after app.
+
+_register_swap_lines(app)

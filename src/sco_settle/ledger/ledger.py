@@ -37,6 +37,16 @@ class LedgerClosedError(RuntimeError):
 
 
 class Ledger:
+    def __new__(cls, store: Store, clock: Callable[[], int] = time.time_ns) -> Ledger:
+        # A columnar store (``sco_settle.storage.log``) runs the compiled engine: the same rules
+        # and results (``ledger/fast.py``). Imported here so that the default path never loads
+        # numba.
+        if cls is Ledger and getattr(store, "columnar", False):
+            from sco_settle.ledger.fast import FastLedger
+
+            return FastLedger.__new__(FastLedger, store, clock)
+        return object.__new__(cls)
+
     def __init__(self, store: Store, clock: Callable[[], int] = time.time_ns) -> None:
         self.store = store
         self.clock = clock

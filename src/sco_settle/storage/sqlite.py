@@ -91,6 +91,18 @@ _ACCOUNT_COLUMNS = (
 )
 
 
+LOG_FILE_MAGIC = b"SCOLEDG1"  # The first bytes of a log store's file (``storage/log.py``).
+
+
+def is_log_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a log store (``storage/log.py``) rather than a SQLite database."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(LOG_FILE_MAGIC)) == LOG_FILE_MAGIC
+    except OSError:
+        return False
+
+
 class StoreLockedError(RuntimeError):
     """Another process holds the database open for writing."""
 
