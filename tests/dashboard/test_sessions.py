@@ -348,3 +348,13 @@ def test_newest_start_finds_the_newest_page(seed):
     ]
     assert start == 0 or start in seqs  # the page starts right after an item
     assert len(probes) <= 2 * 14 + 2
+
+
+def test_liquidity_shows_swap_lines_and_fx_income_to_whom_may_see_them(server, parties):
+    operator = session_of(sign_in(server, parties.operator.api_key))
+    page = dashboard_get(server, "/dashboard/liquidity", operator).text
+    assert "Swap lines: what each central bank has drawn" in page
+    assert "CBRFRUMM" in page and "NBRKKZKX" in page and "FX income" in page
+    participant = session_of(sign_in(server, parties.a.api_key))
+    own = dashboard_get(server, "/dashboard/liquidity", participant).text
+    assert "No swap line visible." in own  # a commercial bank reads no central bank's line

@@ -31,6 +31,7 @@ from typing import NamedTuple
 from sco_settle.domain.account import Account, AccountKind
 from sco_settle.domain.account_key import AccountKey, AccountKeyKind
 from sco_settle.domain.balances import Balances
+from sco_settle.domain.calendar import Calendars
 from sco_settle.domain.money import AMOUNT_MAX, is_currency
 from sco_settle.domain.participants import BicError, parse_bic
 from sco_settle.domain.results import CreateTransferResult as TR
@@ -53,6 +54,7 @@ from sco_settle.payments.model import (
 )
 from sco_settle.payments.modes import CycleReport, Entry, Events, Mode, SettlementMode, mode_for
 from sco_settle.payments.network_view import NetworkView, Scenario
+from sco_settle.payments.operating_day import NoWindow, OperatingDay, Window
 from sco_settle.payments.plan import (
     LINKED,
     PlanError,
@@ -118,6 +120,9 @@ class EngineSettings:
     hop_charge_minor: int = 0
     # DNS: largest net debit per (participant BIC, currency), minor units; absent = liquidity only.
     net_debit_caps: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The business calendars of the operating day (``payments/operating_day.py``): a payment
+    # settles only inside its currency pair's settlement window. None: always open.
+    calendars: Calendars | None = None
 
 
 class Planned(NamedTuple):
@@ -205,6 +210,7 @@ class PaymentEngine:
         self.view = view
         self.records = records
         self.settings = settings
+        self.operating_day = OperatingDay(settings.calendars) if settings.calendars else None
         self.screen = screen
         self.scenario = scenario or Scenario()
         self.stats = EngineStats()
@@ -282,7 +288,7 @@ class PaymentEngine:
                     self._accept(payment, events)
                     if self._not_yet(payment):
                         outcomes[index] = self.enqueue(
-                            payment, events, reason=None, text=_warehoused_text(payment)
+                            payment, events, reason=None, text=self._warehoused_text(payment)
                         )
                         continue
                     held = self.mode.on_accepted(self, payment, events)
@@ -526,11 +532,33 @@ class PaymentEngine:
 
     # -- waiting payments: timed, cancelled, re-prioritised ----------------------------------
 
+    def _warehoused_text(self, payment: Payment) -> str:
+        now = self.ledger.clock()
+        window = None if payment.settle_from > now else self._window(payment, now)
+        if window is not None and now < window.start_ns:
+            return f"waits for its settlement window {window.label}"
+        return _warehoused_text(payment)
+
     def clock(self) -> int:
         return self.ledger.clock()
 
     def _not_yet(self, payment: Payment) -> bool:
-        return payment.settle_from > self.ledger.clock()
+        """Before its earliest settlement time, or while its settlement window is closed."""
+        now = self.ledger.clock()
+        if payment.settle_from > now:
+            return True
+        window = self._window(payment, now)
+        return window is not None and now < window.start_ns
+
+    def _window(self, payment: Payment, at_ns: int) -> Window | None:
+        """The payment's settlement window open at ``at_ns`` or next (None: always open; a pair
+        that never overlaps is refused DT01 by ``_validate`` before it gets here)."""
+        if self.operating_day is None:
+            return None
+        try:
+            return self.operating_day.window(payment.currency, payment.creditor_currency, at_ns)
+        except NoWindow:
+            return None
 
     def _waiting(self, payment_id: str) -> QueuedPayment | None:
         return self.queue.get(payment_id) or self.warehouse.get(payment_id)
@@ -737,6 +765,12 @@ class PaymentEngine:
                 "its earliest settlement time is further ahead than the warehouse keeps payments"
                 f" ({self.settings.warehouse_ns_max // (86_400 * NS_PER_SECOND)} days)",
             )
+        if self.operating_day is not None:
+            try:
+                pair = (payment.currency, payment.creditor_currency)
+                self.operating_day.window(*pair, max(payment.settle_from, self.clock()))
+            except NoWindow as error:
+                raise PaymentRejected(Reason.DT01, str(error)) from None
         disagreement = amounts_disagree(payment, self.view.rates_at(self.clock()))
         if disagreement:
             raise PaymentRejected(Reason.AM09, disagreement)
@@ -1063,10 +1097,18 @@ class PaymentEngine:
         entries: list[Entry] = []
         for queued in self.queue.select(selection):
             till = queued.payment.settle_till
-            if now - queued.enqueued_at >= self.settings.queue_timeout_ns or 0 < till <= now:
+            window = self._window(queued.payment, queued.enqueued_at)
+            closed = window is not None and now >= window.end_ns
+            if (
+                now - queued.enqueued_at >= self.settings.queue_timeout_ns
+                or 0 < till <= now
+                or closed
+            ):
                 self.queue.remove(queued.payment.payment_id)
                 events: Events = []
                 text = "not settled before its latest settlement time" if 0 < till <= now else ""
+                if closed and window is not None and not text:
+                    text = f"not settled before the cut-off of its settlement window {window.label}"
                 outcome = self.reject(
                     queued.payment, Reason.TM01, text or REASON_TEXT[Reason.TM01], events
                 )

@@ -18,12 +18,14 @@ by ``SCAN_ROWS_MAX`` and say so when they stop there.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sco_settle.domain.account import AccountKind
+from sco_settle.domain.account_key import AccountKey
+from sco_settle.domain.balances import Balances
 from sco_settle.domain.money import UnknownCurrencyError, format_minor_amount
 from sco_settle.payments.model import PaymentStatus
 from sco_settle.payments.records import PaymentFilter
@@ -153,7 +155,48 @@ def liquidity(ctx: AppContext, caller: Principal) -> dict[str, Any]:
     for shown in accounts:
         shown["posted"] = money(shown["balance_posted_minor"], shown["currency"])
         shown["available"] = money(shown["available_minor"], shown["currency"])
-    return {"rows": rows, "accounts": accounts, "truncated": truncated}
+    return {
+        "rows": rows,
+        "accounts": accounts,
+        "truncated": truncated,
+        **_lines_and_income(published, ids, caller),
+    }
+
+
+def _lines_and_income(published: Any, ids: Iterable[int], caller: Principal) -> dict[str, Any]:
+    """The visible swap-line sides (drawn of the agreed size: tranches outstanding) and FX
+    income accounts (what each FX provider or central-bank facility kept beyond mid)."""
+    lines, income = [], []
+    for account_id in ids:
+        account = published.accounts[account_id]
+        if not caller.may_read_account(account):
+            continue
+        balances = Balances.of_account(account, published.balances[account_id])
+        key = AccountKey.parse(account.ref)
+        code = account.currency
+        if account.kind == AccountKind.SWAP_LINE.value:
+            drawn, size = balances.drawn_minor, balances.credit_limit
+            lines.append(
+                {
+                    "drawer": key.owner,
+                    "provider": key.counterparty,
+                    "currency": code,
+                    "size": money(size, code) if size else "unknown",
+                    "drawn": money(drawn, code),
+                    "share": percent(drawn, size) if size else "",
+                }
+            )
+        elif account.kind == AccountKind.FX_INCOME.value and balances.posted_minor:
+            income.append(
+                {
+                    "provider": key.owner,
+                    "currency": code,
+                    "income": money(balances.posted_minor, code),
+                }
+            )
+    lines.sort(key=lambda row: (row["provider"], row["drawer"]))
+    income.sort(key=lambda row: (row["provider"], row["currency"]))
+    return {"swap_lines": lines, "fx_income": income}
 
 
 def _liquidity_row(currency: str) -> dict[str, Any]:
