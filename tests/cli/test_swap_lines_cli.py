@@ -32,11 +32,15 @@ def test_a_central_bank_draws_repays_and_is_refused_on_a_lapsed_line(tmp_path) -
     assert (russia["status"], russia["drawn_minor"]) == ("presumed_renewed", 1_000_000_00)
     assert [t["tranche"] for t in russia["tranches"]] == ["CBRFRUMM.PBOCCNBJ.20261207.1"]
     assert sides[("NBRKKZKX", "PBOCCNBJ")]["drawable"] is False
-    # The facility holds the principal only: the interest is missing, so the repayment is
-    # refused whole and says why.
-    early = run(
+    # At maturity the principal comes back from the facility and the interest is paid in RUB.
+    repaid = run(
         "swap-lines", "repay", "CBRFRUMM", "PBOCCNBJ", "CBRFRUMM.PBOCCNBJ.20261207.1",
         "--db", db, "--on", "2027-03-07",
     )  # fmt: skip
-    assert early.returncode == 2 and "insufficient_funds" in early.stderr
+    assert repaid.returncode == 0 and repaid.stdout.strip() == "repaid CBRFRUMM.PBOCCNBJ.20261207.1"
+    again = run(
+        "swap-lines", "repay", "CBRFRUMM", "PBOCCNBJ", "CBRFRUMM.PBOCCNBJ.20261207.1",
+        "--db", db, "--on", "2027-03-07",
+    )  # fmt: skip
+    assert again.returncode == 2 and "tranche_repaid" in again.stderr
     assert run("verify", "--db", db).returncode == 0

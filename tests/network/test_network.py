@@ -160,7 +160,7 @@ def test_ledger_accounts_follow_the_key_scheme(sco: Network) -> None:
     accounts = sco.ledger_accounts()
     # 119 before the corridor channels of 2026-12-01, 149 before the FX providers' income
     # accounts and the swap lines' facility and interest accounts.
-    assert len(accounts) == 258
+    assert len(accounts) == 270
     for account in accounts:
         assert KEY_PATTERN.match(account.ref), account.ref
         assert account.id == account_id_for_key(account.ref)

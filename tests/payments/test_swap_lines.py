@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import Ledger
 from sco_settle.network import load_network
 from sco_settle.network.install import install_network
@@ -118,17 +119,11 @@ def test_a_tranche_is_repaid_with_interest_and_its_counter_value_returned() -> N
     assert terms.counter_minor == 11_111_111_000_00
     assert balance(desk, f"settlement:{PBOC}:RUB") == terms.counter_minor
     assert balance(desk, f"settlement:{CBR}:CNY") == terms.principal_minor
-    # 90 days at 2.5 % ACT/360 on CNY 1 bn: CNY 6,250,000.00 exactly.
-    assert terms.interest_minor() == 6_250_000_00
-    # The facility needs the interest too: the Bank of Russia buys it (here: a transfer in).
-    from sco_settle.domain.transfer import Transfer
-
-    source = desk.view.account_id(f"issuance:{PBOC}:CNY")
-    target = desk.view.account_id(f"settlement:{CBR}:CNY")
-    assert desk.ledger.create_transfers([Transfer(5, source, target, 6_250_000_00)]) == ["ok"]
+    # 90 days at 2.5 % ACT/360 on the counter-value RUB 11,111,111,000.00, paid in RUB.
+    assert terms.interest_minor() == 69_444_443_75
     repaid = desk.repay(CBR, PBOC, terms.tranche_id, terms.maturity)
     assert repaid.state is TrancheState.REPAID
-    assert balance(desk, f"swap-interest:{PBOC}:CNY") == 6_250_000_00
+    assert balance(desk, f"swap-interest:{PBOC}:RUB") == 69_444_443_75
     assert balance(desk, f"settlement:{CBR}:CNY") == 0
     assert balance(desk, f"settlement:{PBOC}:RUB") == 0
     assert desk.state(agreement(NETWORK, CBR, PBOC), DAY).drawn_minor == 0
@@ -137,19 +132,40 @@ def test_a_tranche_is_repaid_with_interest_and_its_counter_value_returned() -> N
     assert again.value.code == "tranche_repaid"
 
 
-def test_a_repayment_the_facility_cannot_pay_is_refused_whole() -> None:
+def drawn_and_partly_sold() -> tuple[SwapLineDesk, TrancheTerms]:
+    """A CNY 1 bn tranche of the Bank of Russia, whose facility then sold CNY 1.00 of it."""
     desk = desk_on()
     terms = desk.draw(CBR, PBOC, 1_000_000_000_00, DAY, 3, RATE, RATES)
-    with pytest.raises(DrawRefused) as refused:  # principal there, interest not
+    facility = desk.view.account_id(f"settlement:{CBR}:CNY")
+    sold = desk.view.account_id("settlement:BKCHCNBJ:CNY")
+    assert desk.ledger.create_transfers([Transfer(5, facility, sold, 1_00)]) == ["ok"]
+    return desk, terms
+
+
+def test_a_repayment_the_facility_cannot_pay_is_refused_whole() -> None:
+    """The facility sold some of the tranche's CNY: the principal is not there to repay."""
+    desk, terms = drawn_and_partly_sold()
+    with pytest.raises(DrawRefused) as refused:
         desk.repay(CBR, PBOC, terms.tranche_id, terms.maturity)
     assert refused.value.code == "insufficient_funds"
-    assert balance(desk, f"settlement:{CBR}:CNY") == terms.principal_minor
+    assert balance(desk, f"settlement:{CBR}:CNY") == terms.principal_minor - 1_00
+    assert balance(desk, f"swap-interest:{PBOC}:RUB") == 0
 
 
 def test_a_rollover_repays_and_draws_again_in_one_chain() -> None:
     desk = desk_on()
     old = desk.draw(CBR, PBOC, 1_000_000_000_00, DAY, 3, RATE, RATES)
-    with pytest.raises(DrawRefused):  # no money for the interest: neither half happens
+    new = desk.rollover(CBR, PBOC, old.tranche_id, old.maturity, 6, RATE, RATES)
+    assert (new.value_date, new.maturity) == (old.maturity, dt.date(2027, 9, 7))
+    state = desk.state(agreement(NETWORK, CBR, PBOC), old.maturity)
+    assert [t.state for t in state.tranches] == [TrancheState.REPAID, TrancheState.OUTSTANDING]
+    assert state.drawn_minor == old.principal_minor == new.principal_minor
+    assert balance(desk, f"swap-interest:{PBOC}:RUB") == old.interest_minor()
+
+
+def test_a_rollover_that_cannot_repay_changes_nothing() -> None:
+    desk, old = drawn_and_partly_sold()
+    with pytest.raises(DrawRefused):  # neither half happens
         desk.rollover(CBR, PBOC, old.tranche_id, old.maturity, 6, RATE, RATES)
     state = desk.state(agreement(NETWORK, CBR, PBOC), DAY)
     assert [t.state for t in state.tranches] == [TrancheState.OUTSTANDING]
@@ -169,6 +185,9 @@ def test_tranches_are_read_back_from_the_ledger_after_a_restart(tmp_path) -> Non
 def test_interest_is_act_360_rounded_up_and_months_keep_the_day() -> None:
     terms = TrancheTerms("t", CBR, PBOC, 1_000_01, 1, DAY, add_months(DAY, 12), Decimal("0.01"))
     assert terms.maturity == dt.date(2027, 12, 7)
+    # On the counter-value (1 minor unit): 365 days x 1 % / 360 = 0.0101 -> 1 (rounded up).
+    assert terms.interest_minor() == 1
+    big = TrancheTerms("t", CBR, PBOC, 1, 1_000_01, DAY, add_months(DAY, 12), Decimal("0.01"))
     # 365 days x 1 % / 360 on 100,001 minor units = 1,013.9 -> 1,014.
-    assert terms.interest_minor() == 1_014
+    assert big.interest_minor() == 1_014
     assert add_months(dt.date(2027, 1, 31), 1) == dt.date(2027, 2, 28)

@@ -618,8 +618,8 @@ def _participant_keys(network: Network, entry: ParticipantEntry) -> Iterator[Acc
 def _swap_line_accounts(network: Network, line: SwapLine) -> Iterator[tuple[AccountKey, Account]]:
     """Per side: what it has drawn of the other's currency (the limit is the agreed size, 0 where
     it is unknown), its account in the other's currency at the other central bank (where drawn
-    tranches and counter-values are held: its FX facility's liquidity), and the interest it
-    earns on tranches of its own currency."""
+    tranches and counter-values are held: its FX facility's liquidity), and the provider's
+    interest income, paid in the drawer's currency."""
     constrained = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
     first, second = line.central_banks
     for drawer, provider in ((second, first), (first, second)):
@@ -628,7 +628,8 @@ def _swap_line_accounts(network: Network, line: SwapLine) -> Iterator[tuple[Acco
         key = AccountKey.swap_line(drawer, provider, drawn)
         yield _account(key, AccountKind.SWAP_LINE, constrained, limit)
         yield _account(AccountKey.settlement(drawer, drawn), AccountKind.SETTLEMENT, constrained)
-        interest = AccountKey.swap_interest(provider, drawn)
+        # Interest is paid in the drawer's currency (``payments/swap_lines.py``).
+        interest = AccountKey.swap_interest(provider, network.home_currency(drawer))
         yield _account(interest, AccountKind.SWAP_INTEREST, constrained)
 
 

@@ -16,7 +16,7 @@ currencies):
 | draw | swap-line:D:P:p | settlement:D:p | principal (utilisation: the debit balance) |
 | draw | issuance:D:d | settlement:P:d | counter-value at the drawing's rate |
 | repay | settlement:D:p | swap-line:D:P:p | principal |
-| repay | settlement:D:p | swap-interest:P:p | interest |
+| repay | issuance:D:d | swap-interest:P:d | interest, in the drawer's currency |
 | repay | settlement:P:d | issuance:D:d | counter-value |
 
 Invariants:
@@ -29,8 +29,11 @@ Invariants:
 - The ledger is the book of record: a draw transfer's ``ref`` carries the tranche's terms
   (``TrancheTerms.ref``) and its ids derive from the tranche id, so tranches are read back from
   the swap-line account's transfers (``tranche_book``), also after a restart.
-- Interest is simple, ACT/360, on the principal, rounded up to the minor unit (in favour of the
-  provider, as every rounding of a conversion is).
+- Interest is simple, ACT/360, on the counter-value (the principal at the drawing's rate),
+  rounded up to the minor unit (in favour of the provider, as every rounding of a conversion
+  is), and paid in the drawer's own currency to the provider's account with the drawer, as a
+  central bank can always pay in its own currency; repaying the principal needs the drawn
+  currency back in the facility.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ class TrancheState(enum.StrEnum):
 class TrancheTerms:
     """One drawing: ``principal_minor`` of the provider's currency to the drawer, against
     ``counter_minor`` of the drawer's currency, from ``value_date`` to ``maturity`` at the annual
-    ``interest_rate`` (a ``Decimal`` fraction: 0.025 is 2.5 %)."""
+    ``interest_rate`` (a ``Decimal`` fraction: 0.025 is 2.5 %), paid in the drawer's currency."""
 
     tranche_id: str
     drawer: str
@@ -103,9 +106,10 @@ class TrancheTerms:
         )
 
     def interest_minor(self, until: dt.date | None = None) -> int:
-        """Interest from the value date to ``until`` (default: maturity), rounded up."""
+        """Interest in the drawer's currency from the value date to ``until`` (default:
+        maturity) on the counter-value, rounded up."""
         days = max(((until or self.maturity) - self.value_date).days, 0)
-        exact = Fraction(self.principal_minor) * Fraction(self.interest_rate) * days / DAY_COUNT
+        exact = Fraction(self.counter_minor) * Fraction(self.interest_rate) * days / DAY_COUNT
         return -(-exact.numerator // exact.denominator)
 
 
@@ -220,8 +224,8 @@ def repay_transfers(
             terms.principal_minor,
         ),
         (
-            AccountKey.settlement(terms.drawer, provider_ccy),
-            AccountKey.swap_interest(terms.provider, provider_ccy),
+            AccountKey.issuance(terms.drawer, drawer_ccy),
+            AccountKey.swap_interest(terms.provider, drawer_ccy),
             terms.interest_minor(max(repaid_on, terms.value_date)),
         ),
         (

@@ -11,6 +11,8 @@ drawings), stated once here:
   headroom) for ``months`` months at ``interest_rate`` a year.
 - At end of day it repays each tranche maturing that day or earlier with interest; when its
   facility would then fall below the threshold, or cannot pay, it rolls the tranche over instead.
+- The run starts mid-cycle: on the first day each such central bank holds one tranche drawn
+  ``opening_age_days`` before (so a month's run sees maturities, repayments and rollovers).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class DrawingPolicy:
     draw_share: Fraction = Fraction(1, 10)
     months: int = 3
     interest_rate: Decimal = Decimal("0.025")
+    opening_age_days: int = 75
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class TrancheEvent:
     currency: str
     tranche_id: str
     principal_minor: int
-    interest_minor: int
+    interest_minor: int  # in the drawer's currency
     detail: str = ""
 
 
@@ -63,7 +66,7 @@ class LineDay:
     size_minor: int
     drawn_minor: int
     facility_minor: int
-    accrued_interest_minor: int
+    accrued_interest_minor: int  # in the drawer's currency
     status: str
 
 
@@ -83,8 +86,11 @@ class SwapLineOperator:
         ]
 
     def open_day(self, day: int, date: dt.date, rates: RateTable) -> None:
-        """Draw where a facility runs low."""
+        """Draw where a facility runs low (on the first day, a tranche drawn earlier)."""
         for side in self._sides():
+            value_date = date
+            if day == 0:
+                value_date = date - dt.timedelta(days=self.policy.opening_age_days)
             state = self.desk.state(side, date)
             threshold = side.size_minor * self.policy.threshold_share
             if not state.drawable or state.facility_minor >= threshold:
@@ -98,7 +104,7 @@ class SwapLineOperator:
                     side.drawer,
                     side.provider,
                     principal,
-                    date,
+                    value_date,
                     self.policy.months,
                     self.policy.interest_rate,
                     rates,
@@ -130,7 +136,7 @@ class SwapLineOperator:
                 terms = tranche.terms
                 if tranche.state is not TrancheState.OUTSTANDING or terms.maturity > date:
                     continue
-                due = terms.principal_minor + terms.interest_minor(date)
+                due = terms.principal_minor  # the interest is paid in the drawer's own currency
                 keep = held - due >= threshold and state.drawable
                 try:
                     if held >= due and (keep or not state.drawable):
@@ -147,7 +153,6 @@ class SwapLineOperator:
                             self.policy.interest_rate,
                             rates,
                         )
-                        held -= due - terms.principal_minor
                         action, tranche_id = "rollover", new.tranche_id
                 except DrawRefused as refused:
                     self._refused(day, side, refused)

@@ -193,7 +193,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "currency",
         "tranche",
         "principal_minor",
-        "interest_minor",
+        "interest_minor_in_drawer_currency",
         "detail",
     ),
     "facilities": (
@@ -206,7 +206,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "drawn_minor",
         "drawn_bp",
         "facility_minor",
-        "accrued_interest_minor",
+        "accrued_interest_minor_in_drawer_currency",
     ),
     "cycles": (
         "day",
