@@ -178,6 +178,12 @@ def test_report_is_one_self_contained_page_with_the_runs_data(rtgs_run: tuple[Pa
     total_cny_m = int(metrics["settled_value_cny_minor"]) / 10**8
     assert sum(settled["x"]) == pytest.approx(total_cny_m, abs=0.01 * len(settled["x"]))
     assert "KZ > CN" in settled["y"] and "CN domestic" in settled["y"]
+    # What converted the cross-border value: stacked by mechanism, adding up to what settled.
+    mechanisms = figures["chart-mechanisms-data"]["data"]
+    assert {trace["name"] for trace in mechanisms} >= {"rmb_clearing_bank", "fx_provider"}
+    stacked = sum(sum(trace["x"]) for trace in mechanisms)
+    crossing = sum(x for x, y in zip(settled["x"], settled["y"], strict=True) if ">" in y)
+    assert stacked == pytest.approx(crossing, abs=0.01 * len(settled["x"]) * len(mechanisms))
     # Accessible: language, phone width, one h1, a heading per section, captions on tables.
     assert parser.named("html")[0]["lang"] == "en"
     assert any("width=device-width" in (a.get("content") or "") for a in parser.named("meta"))

@@ -105,6 +105,14 @@ SPECS: dict[str, FileSpec] = {
         required=False,  # DNS runs only
     ),
     "calibration": FileSpec(COLUMNS["calibration"], ("daily_usd_cents",)),
+    # Written since the FX-provider release; older runs lack them.
+    "mechanisms": FileSpec(COLUMNS["mechanisms"], ("count", "value_cny_minor"), required=False),
+    "fx_providers": FileSpec(COLUMNS["fx_providers"], ("income_minor",), required=False),
+    "tranches": FileSpec(
+        COLUMNS["tranches"],
+        ("day", "principal_minor", "interest_minor_in_drawer_currency"),
+        required=False,
+    ),
 }
 DELTA_SPEC = FileSpec(("metric", "baseline", "scenario", "delta"))
 SUMMARY_KEYS = ("mode", "days", "seed", "scale")
@@ -527,6 +535,46 @@ def swap_line_section(run: Run, prefix: str) -> Section:
     return section
 
 
+def mechanism_section(run: Run, prefix: str) -> Section | None:
+    """Per cross-border direction, the settled value by what converted it."""
+    table = run.tables.get("mechanisms")
+    if table is None:
+        return None
+    records = table.records()
+    labels = sorted({f"{row['payer']}>{row['payee']}" for row in records})
+    mechanisms = sorted({row["mechanism"] for row in records})
+    palette = (SETTLED, PEAK, EOD, REJECTED, "#6a3d9a", "#b15928")
+    traces = []
+    for number, mechanism in enumerate(mechanisms):
+        value = {
+            f"{row['payer']}>{row['payee']}": _cny_m(row["value_cny_minor"])
+            for row in records
+            if row["mechanism"] == mechanism
+        }
+        colour = palette[number % len(palette)]
+        values = [value.get(label, 0.0) for label in labels]
+        traces.append(_trace(mechanism, labels, values, colour, horizontal=True))
+    figure = _figure(traces, value_title="settled value, CNY m", bars=len(labels), barmode="stack")
+    label = "Settled cross-border value per direction, by the mechanism that converted it."
+    section = Section(
+        f"{prefix}mechanisms",
+        "Mechanisms",
+        "Who converted each settled cross-border payment: the payer's or payee's bank in its own"
+        " books (correspondent), an RMB clearing bank, another FX provider, or a central bank's"
+        " facility funded by a swap line. FX income and tranches follow.",
+        [Chart(f"{prefix}chart-mechanisms", label, figure)],
+        [html_table(table, f"{prefix}mechanisms-table", "mechanisms.csv: counts and CNY fen")],
+    )
+    for name, caption in (
+        ("fx_providers", "fx_providers.csv: income in minor units of the currency"),
+        ("tranches", "tranches.csv: principal (provider's currency), interest (drawer's)"),
+    ):
+        found = run.tables.get(name)
+        if found is not None:
+            section.tables.append(html_table(found, f"{prefix}{name}-table", caption))
+    return section
+
+
 def tier_section(run: Run, prefix: str) -> Section:
     table = run.tables["tiers"]
     records = table.records()
@@ -615,6 +663,9 @@ def run_sections(run: Run) -> list[Section]:
         swap_line_section(run, prefix),
         tier_section(run, prefix),
     ]
+    mechanisms = mechanism_section(run, prefix)
+    if mechanisms is not None:
+        sections.insert(2, mechanisms)
     cycles = cycle_section(run, prefix)
     if cycles is not None:
         sections.append(cycles)
