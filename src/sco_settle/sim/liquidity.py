@@ -18,11 +18,18 @@ drawings), stated once here:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from sco_settle.domain.account_key import AccountKey
+from sco_settle.domain.participants import ParticipantKind
+from sco_settle.domain.transfer import Transfer
+from sco_settle.ledger import BATCH_EVENTS_MAX, Ledger
+from sco_settle.network import Network
 from sco_settle.payments.fx import RateTable
+from sco_settle.payments.plan import transfer_id_for
 from sco_settle.payments.swap_lines import (
     Agreement,
     DrawRefused,
@@ -206,3 +213,56 @@ class SwapLineOperator:
                 f"{refused.code}: {refused}",
             )
         )
+
+
+CODE_OVERNIGHT = 19  # a central bank's overnight operation (not a payment: no payment record)
+
+
+def overnight_operations(
+    ledger: Ledger, network: Network, opening: Mapping[AccountKey, int], day: int
+) -> int:
+    """Each central bank returns its commercial banks' reserves to their opening level for the
+    night: it lends to a bank that ended short (repo) and absorbs what a bank holds beyond it
+    (deposit facility), in its own currency. An ASSUMPTION of the simulation standing in for
+    the money market and the central banks' daily operations, which keep reserves steady from
+    one day to the next; interest is not modelled. Foreign-currency accounts (nostros) are not
+    touched: their imbalances carry over. Returns how many operations were booked."""
+    transfers = []
+    for key, level in opening.items():
+        account = network.accounts_by_key[key]
+        state = ledger.lookup_account(account.id)
+        assert state is not None, key
+        gap = level - (state.credits_posted - state.debits_posted)
+        if gap == 0:
+            continue
+        issuance = network.accounts_by_key[
+            AccountKey.issuance(network.currency_settlement_agent(key.currency), key.currency)
+        ]
+        debit, credit = (issuance.id, account.id) if gap > 0 else (account.id, issuance.id)
+        transfers.append(
+            Transfer(
+                transfer_id_for(f"overnight:{day}:{key}"),
+                debit,
+                credit,
+                abs(gap),
+                code=CODE_OVERNIGHT,
+                ref=f"overnight {'repo' if gap > 0 else 'deposit'} day {day}",
+            )
+        )
+    for start in range(0, len(transfers), BATCH_EVENTS_MAX):
+        results = ledger.create_transfers(transfers[start : start + BATCH_EVENTS_MAX])
+        assert all(result == "ok" for result in results), results
+    return len(transfers)
+
+
+def reserve_levels(ledger: Ledger, network: Network) -> dict[AccountKey, int]:
+    """Every commercial bank's home-currency settlement balance (its reserves) now."""
+    levels = {}
+    for entry in network.participants:
+        if entry.kind is not ParticipantKind.COMMERCIAL_BANK:
+            continue
+        key = AccountKey.settlement(entry.bic, network.home_currency(entry.bic))
+        state = ledger.lookup_account(network.accounts_by_key[key].id)
+        if state is not None:
+            levels[key] = state.credits_posted - state.debits_posted
+    return levels

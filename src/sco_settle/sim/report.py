@@ -133,6 +133,7 @@ def _headline(result: SimResult, meta: dict[str, SimPayment]) -> dict[str, int |
         "settled_value_cny_minor": sum(meta[pid].value_cny_minor for pid in settled),
         "rejected_value_cny_minor": sum(meta[pid].value_cny_minor for pid in rejected),
         "ledger_verified": int(result.verify_ok),
+        "overnight_operations": result.overnight_operations,
     }
 
 

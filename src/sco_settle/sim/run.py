@@ -44,7 +44,13 @@ from sco_settle.payments.network_view import (
 from sco_settle.payments.records import PaymentEvent, PaymentRecords, RecordEntry
 from sco_settle.payments.swap_lines import SwapLineDesk
 from sco_settle.sim.calibration import Calibration, Rates, load_calibration
-from sco_settle.sim.liquidity import LineDay, SwapLineOperator, TrancheEvent
+from sco_settle.sim.liquidity import (
+    LineDay,
+    SwapLineOperator,
+    TrancheEvent,
+    overnight_operations,
+    reserve_levels,
+)
 from sco_settle.sim.workload import SECONDS_PER_DAY, SimPayment, generate_day
 
 NS_PER_SECOND = 1_000_000_000
@@ -189,6 +195,7 @@ class SimResult:
     line_days: list[LineDay] = field(default_factory=list)
     # (provider BIC, currency) -> what it kept on its conversions (spread and rounding), minor
     fx_income: dict[tuple[str, str], int] = field(default_factory=dict)
+    overnight_operations: int = 0  # central banks' nightly repo/deposit operations booked
 
 
 def parse_scenario(specs: tuple[str, ...] | list[str], network: Network) -> Scenario:
@@ -295,6 +302,7 @@ def run_simulation(
             tranche_events=operator.events,
             line_days=operator.days,
             fx_income=_fx_income(view, ledger),
+            overnight_operations=loop.overnight_operations,
         )
     finally:
         records.close()
@@ -390,6 +398,10 @@ class _Loop:
     ) -> None:
         self.options = options
         self.quotes, self.operator = quotes, operator
+        # Each bank's reserves as the run opens: the level the central banks' overnight
+        # operations restore every night (``sim/liquidity.py``).
+        self.opening_reserves = reserve_levels(engine.ledger, engine.view.network)
+        self.overnight_operations = 0
         self.workload = calibration.workload
         self.engine = engine
         self.clock = clock
@@ -433,6 +445,10 @@ class _Loop:
         self.engine.run_cycle()
         assert not self.engine.queue, sorted(self.engine.queue)[:5]
         self.operator.close_day(day, _date(day_start_ns), self.engine.view.rates)
+        self.overnight_operations += overnight_operations(
+            self.engine.ledger, self.engine.view.network, self.opening_reserves, day
+        )
+        self.engine.view.invalidate()
         self._sample_swap_lines(end_of_day=True)
 
     def _open_day(self, day: int, day_start_ns: int) -> None:
