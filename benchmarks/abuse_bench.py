@@ -13,9 +13,13 @@ while an attacker process holds ``--attackers`` connections busy with one of:
 - ``big_batches``: HSBK posts 1,000-payment batches of 1 tiyn each to KCJB, which all settle;
 - ``unknown_key``: ``GET /v1/participants`` with random key ids.
 
-The attacker is a separate process (asyncio, one connection per task), so it does not share a
-GIL with the measurement; it does share the machine's CPUs with the server, as a client on the
-same host would. Attackers do not slow down on 429 (they ignore ``Retry-After``). Each attack
+The attacker is a separate process (asyncio, one connection and one client per task), so it
+does not share a GIL with the measurement; it does share the machine's CPUs with the server, as a
+client on the same host would. (It used one client with a pool of 64 connections: httpcore then
+scans every connection for every request, ~13 ms of CPU each, so the attacker spent a whole core
+on its own bookkeeping and reached the server with at most ~75 requests/s; one client per
+connection sends ~5 times as many for half the CPU.) Attackers do not slow down on 429 (they
+ignore ``Retry-After``) and send their next request as soon as an answer comes. Each attack
 gets its own server (a copy of the same database) so that what one leaves behind (parked
 payments, a backlog) does not spill into the next; its baseline is measured on that server
 just before the attack. Prints one JSON document: per attack the honest p50/p99 of payments and
@@ -256,12 +260,17 @@ async def _attack(
     statuses: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()  # of the attacker's payments, by status and reason
     run = uuid.uuid4().hex[:10]
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # One client (one connection) per attacking task: see the module docs.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     timeout = httpx.Timeout(300, connect=30)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as http:
+    clients = [
+        httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) for _ in range(connections)
+    ]
+    try:
         stopping = asyncio.Event()
 
         async def one(number: int) -> None:
+            http = clients[number]
             sequence = 0
             while not stopping.is_set():
                 sequence += 1
@@ -292,17 +301,22 @@ async def _attack(
                     await asyncio.sleep(0.05)
 
         tasks = [asyncio.create_task(one(n)) for n in range(connections)]
+        began = time.monotonic()
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - began
         stopping.set()
         _, pending = await asyncio.wait(tasks, timeout=2)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         unanswered = len(pending)
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
     return {
         "requests": sum(statuses.values()),
+        "requests_per_s": round(sum(statuses.values()) / elapsed, 1),
         "statuses": dict(statuses),
         "payment_outcomes": dict(outcomes),
         "unanswered_at_stop": unanswered,

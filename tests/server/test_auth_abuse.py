@@ -247,6 +247,7 @@ async def rate_limit_over_http(tmp_path):
         parse_database_url(f"sqlite:///{tmp_path}/ledger.db"),
         auth_failures_per_client_max=2,
         auth_failures_per_client_per_second=0.01,
+        refusal_delay_seconds=0.0,  # Answered at once (the delay is test_admission's subject).
     )
     context = open_context(config)
     victim = context.keys.create("ICBKCNBJ", Role.PARTICIPANT)

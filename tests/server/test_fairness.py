@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 import uuid
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -20,10 +23,12 @@ from sco_settle.server.app import build_app, close_context, open_context
 from sco_settle.server.auth import Principal
 from sco_settle.server.errors import QueueFullError, RateLimitedError
 from sco_settle.server.fairness import FairQueue, WriteQuota
+from sco_settle.server.idempotency import StoredResponse
 from sco_settle.server.keys import Role
 from sco_settle.server.service import LedgerService, _Job
 
 A, B = "BKCHCNBJ", "ICBKCNBJ"
+IDEMPOTENT_ANSWER = StoredResponse("v2:x", 201, "application/json", b"{}")
 A_CALLER = Principal("ka", A, Role.PARTICIPANT, frozenset())
 B_CALLER = Principal("kb", B, Role.PARTICIPANT, frozenset())
 
@@ -219,6 +224,7 @@ async def over_quota(tmp_path):
         write_units_per_payment=10,
         write_units_per_second=1,
         write_units_burst=100,
+        refusal_delay_seconds=0.0,  # Answered at once (the delay is test_admission's subject).
     )
     context = open_context(config)
     a_key = context.keys.create(A, Role.PARTICIPANT)
@@ -309,3 +315,105 @@ async def over_quota(tmp_path):
             assert [o["status"] for o in again.json()["outcomes"]] == ["settled"] * 5
     finally:
         close_context(context)
+
+
+# -- between the groups of a round -----------------------------------------------------------
+
+
+def test_interim_work_is_what_may_not_wait_for_the_rest_of_the_round():
+    """Between the groups of a round the writer takes internal jobs (idempotency records) and
+    the lanes that were idle when the round began; a lane already served in the round waits for
+    the next one, so a backlog still gets its quantum per round and nobody more than one."""
+    waiting = FairQueue(jobs_max=100, lane_jobs_max=100, lane_units_max=10**6, quantum=64)
+    big = _Job("payments", list(range(20)), size=20, participant=A, units=320, item_units=16)
+    waiting.put_nowait(big)
+    waiting.put_nowait(_Job("payments", [1], size=1, participant=B, units=16))
+    tiers = waiting.round(0)
+    assert [[job.participant for job in tier] for tier in tiers] == [[B], [A]]
+    assert waiting.interim() == []
+    # While A's slice runs: B's next payment (B was served in this round), C's first one, a
+    # record, and A's next request.
+    C = "XIHCCNB2"
+    waiting.put_nowait(_Job("payments", [2], size=1, participant=B, units=16))
+    waiting.put_nowait(_Job("payments", [3], size=1, participant=C, units=16))
+    waiting.put_internal(_Job("record", ("scope", "key", None)))
+    waiting.put_nowait(_Job("payments", [4], size=1, participant=A, units=16))
+    urgent = waiting.interim()
+    assert [[(job.kind, job.participant) for job in tier] for tier in urgent] == [
+        [("record", "")],
+        [("payments", C)],
+    ]
+    assert waiting.interim() == []  # C is served for this round now, too.
+    # The next round: A's next slice and B's waiting payment, lightest first.
+    following = waiting.round(0)
+    assert [job.participant for tier in following for job in tier] == [B, A]
+
+
+def test_interim_waits_for_work_up_to_its_timeout():
+    waiting = FairQueue(jobs_max=10, lane_jobs_max=10, lane_units_max=100, quantum=64)
+    started = time.monotonic()
+    assert waiting.interim(0.05) == []
+    assert time.monotonic() - started >= 0.05
+    threading.Timer(0.05, lambda: waiting.put_internal(_Job("record", None))).start()
+    started = time.monotonic()
+    arrived = waiting.interim(10)
+    assert [job.kind for tier in arrived for job in tier] == ["record"]
+    assert time.monotonic() - started < 5
+    waiting.put(object())  # The stop marker: the next round takes everything.
+    waiting.put_internal(_Job("record", None))
+    assert waiting.interim(0) == []
+
+
+def test_an_answers_record_does_not_wait_for_another_participants_slice(tmp_path):
+    """A handler queues the idempotency record of its answer a moment after the writer answered
+    it. The writer waits that moment (``writer_record_wait_seconds``) instead of going on with
+    another participant's slice, so the client's answer does not wait for the slice."""
+    # The wait ends when the record is in: a long bound costs nothing and survives a slow CI.
+    service = started(tmp_path, write_quantum_units=16 * 8, writer_record_wait_seconds=5.0)
+    saved: list[Any] = []
+    service.idempotency = SimpleNamespace(save=saved.extend)  # The app's store, in short.
+    ran: list[str] = []
+    execute = service._execute
+
+    def logged(group):
+        kinds = {job.kind for job in group}
+        ran.append("record" if kinds == {"record"} else group[0].participant)
+        execute(group)
+
+    service._execute = logged  # type: ignore[method-assign]
+    try:
+        release = hold_writer(service)
+        big = service.payments(payments(A, B, 40), principal=A_CALLER)
+        small = service.payments(payments(B, A, 1), principal=B_CALLER)
+        recorded: list[Any] = []
+
+        def answered(_: Any) -> None:  # As a handler would, a little later, on another thread.
+            def record() -> None:
+                time.sleep(0.001)
+                recorded.append(service.record("scope", "key", IDEMPOTENT_ANSWER))
+
+            threading.Thread(target=record).start()
+
+        small.add_done_callback(answered)
+        release.set()
+        assert len(big.result(timeout=60)) == 40
+        small.result(timeout=60)
+        recorded[0].result(timeout=60)
+    finally:
+        service.close()
+    first_b = ran.index(B)
+    assert ran[first_b + 1] == "record", ran  # Before A's next slice.
+    assert ran.count(A) == 5, ran  # 40 payments in slices of 8.
+    assert saved == [("scope", "key", IDEMPOTENT_ANSWER)]
+
+
+def test_the_writer_keeps_young_collections_short_and_freezes_what_start_loaded(tmp_path):
+    import gc
+
+    service = started(tmp_path)
+    try:
+        service.payments(payments(A, B, 1), principal=A_CALLER).result(timeout=60)
+        assert gc.get_threshold()[0] >= service.config.writer_gc_young_threshold
+        assert gc.get_freeze_count() > 10_000  # The network, the ledger, the modules.
+    finally:
+        service.close()

@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI
 from starlette.responses import Response
 
 from sco_settle.server import schemas
+from sco_settle.server.admission import AdmissionMiddleware, quota_routes, write_slots
 from sco_settle.server.auth import Authenticator
 from sco_settle.server.config import ServerConfig
 from sco_settle.server.dashboard import router as dashboard_router
@@ -34,6 +35,7 @@ from sco_settle.server.routes.common import (
     json_response,
     problems,
     single_query_values,
+    write_caller,
 )
 
 API_VERSION = "1.0.0"
@@ -79,6 +81,16 @@ def build_app(context: AppContext | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     body_bytes_max = context.config.body_bytes_max if context else 16 * 1024 * 1024
+    if context is not None:  # Inside the log middleware: added first (see ``admission``).
+        app.state.write_slots = write_slots(context.config)
+        app.add_middleware(
+            AdmissionMiddleware,
+            authenticator=context.authenticator,
+            config=context.config,
+            admit=context.service.admit,
+            quota_routes=quota_routes(ROUTERS, write_caller),
+            slots=app.state.write_slots,
+        )
     app.add_middleware(RequestLogMiddleware, body_bytes_max=body_bytes_max)
     return app
 

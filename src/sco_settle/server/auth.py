@@ -91,6 +91,12 @@ IPV6_CLIENT_PREFIX = 64  # An IPv6 client is limited by its /64: one host usuall
 logger = logging.getLogger("sco_settle.server.auth")
 
 
+class NeedsWorkerThread(Exception):
+    """``authenticate(..., quick=True)`` met work that must not run on the event loop (an
+    argon2 verification of a legacy key, and its upgrade): run it again in a worker thread.
+    Raised before anything is counted."""
+
+
 class WrongCredentials(ApiError):
     """Well-formed credentials that do not verify: a wrong secret or signature, or an unknown,
     revoked or expired key id. These are what a brute force sends, so they are what
@@ -375,8 +381,14 @@ class Authenticator:
         self.limiter = FailureLimiter(config)
         self._argon2_slots = threading.BoundedSemaphore(config.argon2_concurrent_max)
 
-    def authenticate(self, headers: Mapping[str, str], request: SignedRequest) -> Principal:
-        """The caller, or raise a 401 (429, 503) ``ApiError``. Blocking (a database read)."""
+    def authenticate(
+        self, headers: Mapping[str, str], request: SignedRequest, *, quick: bool = False
+    ) -> Principal:
+        """The caller, or raise a 401 (429, 503) ``ApiError``. Blocking (a database read).
+
+        ``quick``: the caller is the event loop, and the key table is a local SQLite file (a
+        primary-key read of ~30 us): raise ``NeedsWorkerThread`` instead of doing slow work
+        (argon2 for a legacy key), which must then be done in a worker thread."""
         authorization = headers.get("authorization")
         signed = any(name in headers for name in _SIGNING_HEADERS)
         if authorization is None and not signed:
@@ -388,15 +400,11 @@ class Authenticator:
         client = client_bucket(request.client)
         key_ids = _claimed_key_ids(authorization, headers.get("x-scos-key-id"))
         now = self.clock()
-        wait = self.limiter.refusal(key_ids, client, now)
-        if wait is not None:  # Not logged one by one: the failures that emptied the bucket were.
-            raise ApiError(
-                "too_many_authentication_failures",
-                f"too many failed authentications for this key id or client; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
+        refused = self._refusal(key_ids, client, now)
+        if refused is not None:  # Not logged one by one: the failures that emptied it were.
+            raise refused
         try:
-            record = self._verify(authorization, signed, headers, request, now)
+            record = self._verify(authorization, signed, headers, request, now, quick)
         except ApiError as error:
             limited = False
             if isinstance(error, WrongCredentials):
@@ -414,6 +422,24 @@ class Authenticator:
             else frozenset(),
         )
 
+    def refusal(self, headers: Mapping[str, str], client: str) -> ApiError | None:
+        """The 429 ``authenticate`` would answer at once because a key id the request names, or
+        its client address, is over its failure limit; None if it would go on. Only a lock and
+        some arithmetic: the admission layer asks this on the event loop, before anything else
+        (``admission``)."""
+        key_ids = _claimed_key_ids(headers.get("authorization"), headers.get("x-scos-key-id"))
+        return self._refusal(key_ids, client_bucket(client), self.clock())
+
+    def _refusal(self, key_ids: tuple[str, ...], client: str, now: float) -> ApiError | None:
+        wait = self.limiter.refusal(key_ids, client, now)
+        if wait is None:
+            return None
+        return ApiError(
+            "too_many_authentication_failures",
+            f"too many failed authentications for this key id or client; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
     def _verify(
         self,
         authorization: str | None,
@@ -421,10 +447,11 @@ class Authenticator:
         headers: Mapping[str, str],
         request: SignedRequest,
         now: float,
+        quick: bool = False,
     ) -> KeyRecord:
         record = None
         if authorization is not None:
-            record = self._check_bearer(_bearer(authorization), now)
+            record = self._check_bearer(_bearer(authorization), now, quick)
         if signed:
             signed_record = self._check_signature(headers, request)
             if record is not None and record.key_id != signed_record.key_id:
@@ -440,14 +467,14 @@ class Authenticator:
             return None
         return record
 
-    def _check_bearer(self, token: str, now: float) -> KeyRecord:
+    def _check_bearer(self, token: str, now: float, quick: bool = False) -> KeyRecord:
         parsed = parse_api_key(token)
         if parsed is None:
             raise ApiError("credentials_invalid", "not an SCO Settle API key")
         key_id, secret = parsed
         record = self._usable(key_id, now)
         if record is not None and is_legacy_hash(record.secret_hash):
-            return self._check_legacy(record, secret)
+            return self._check_legacy(record, secret, quick)
         # Unknown, revoked and expired keys do the same work as a known one: no timing oracle.
         expected = _DUMMY_DIGEST if record is None else record.secret_hash
         matches = hmac.compare_digest(expected, secret_digest(key_id, secret))
@@ -455,11 +482,13 @@ class Authenticator:
             raise WrongCredentials("credentials_invalid", _INVALID_KEY)
         return record
 
-    def _check_legacy(self, record: KeyRecord, secret: str) -> KeyRecord:
+    def _check_legacy(self, record: KeyRecord, secret: str, quick: bool = False) -> KeyRecord:
         """A key issued with an argon2 hash: verify it in a free slot or answer 503 at once."""
         digest = hashlib.sha256(secret.encode()).digest()
         if self.verified.verified(record.key_id, digest, record.secret_hash):
             return record
+        if quick:
+            raise NeedsWorkerThread
         if not self._argon2_slots.acquire(blocking=False):
             raise ApiError(
                 "server_busy",

@@ -139,6 +139,13 @@ class FairQueue:
     participants that are not behind), then the lanes with a backlog. The writer runs the tiers in
     order, so a participant without a backlog is not merged behind another's.
 
+    Between the groups of a round the writer asks for ``interim`` work: internal jobs that came
+    meanwhile (the idempotency record of a request it just answered), and the jobs of lanes that
+    were not served in this round yet and have at most one quantum waiting (a participant that
+    was idle when the round began). They run before the rest of the round, so such a request
+    waits for the group that is running, not for every backlog's slice of the round. A lane is
+    still served at most once per round, so a backlog keeps its quantum per round.
+
     Bounds: ``jobs_max`` jobs in all (then ``queue.Full``), and per lane ``lane_jobs_max`` jobs
     and ``lane_units_max`` units (then ``RateLimitedError`` for that participant only). Internal
     jobs are not bounded: each answers a request that was already admitted.
@@ -165,6 +172,7 @@ class FairQueue:
         self._internal: deque[Any] = deque()
         self._lanes: dict[str, _Lane] = {}
         self._ring: deque[str] = deque()  # lanes with jobs, in service order
+        self._served: set[str] = set()  # lanes served in the current round (``interim``)
         self._count = 0  # jobs in lanes (a job handed over in parts counts until its last part)
         self._stopping = False
         self._ready = threading.Condition(threading.Lock())
@@ -258,11 +266,13 @@ class FairQueue:
             light: list[tuple[int, list[Any]]] = []
             heavy: list[tuple[int, list[Any]]] = []
             taken_jobs = len(internal)
+            self._served = set()
             for _ in range(len(self._ring)):
                 if taken_jobs >= self.round_jobs_max and not everything:
                     break
                 name = self._ring[0]
                 self._ring.rotate(-1)
+                self._served.add(name)
                 lane = self._lanes[name]
                 taken, units = self._serve(lane, everything, self.round_jobs_max - taken_jobs)
                 taken_jobs += len(taken)
@@ -280,6 +290,37 @@ class FairQueue:
                 if jobs:
                     tiers.append(jobs)
             return tiers
+
+    def interim(self, timeout: float = 0.0) -> list[list[Any]]:
+        """Work that should not wait for the rest of the current round (see the class docs), as
+        tiers: internal jobs, then the light lanes not served in this round yet, lightest first.
+        Waits up to ``timeout`` seconds for some to come; ``[]`` if none did (and always once
+        the stop marker is queued: the next round takes everything)."""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while True:
+                if self._stopping:
+                    return []
+                internal = list(self._internal)
+                self._internal.clear()
+                light: list[tuple[int, list[Any]]] = []
+                for name in list(self._ring):
+                    lane = self._lanes[name]
+                    if name in self._served or not lane.jobs or lane.units > self.quantum:
+                        continue
+                    self._served.add(name)
+                    taken, units = self._serve(lane, False, self.round_jobs_max)
+                    if not lane.jobs:
+                        self._drop_lane(name)
+                    if taken:
+                        light.append((units, taken))
+                light.sort(key=lambda item: item[0])
+                jobs = [job for _, taken in light for job in taken]
+                tiers = [tier for tier in (internal, jobs) if tier]
+                left = deadline - time.monotonic()
+                if tiers or left <= 0:
+                    return tiers
+                self._ready.wait(left)
 
     def _serve(self, lane: _Lane, everything: bool, jobs_max: int) -> tuple[list[Any], int]:
         """Hand over the lane's jobs that its credit covers (one quantum more than before)."""

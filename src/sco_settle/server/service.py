@@ -36,6 +36,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -69,7 +70,15 @@ from sco_settle.storage.payment_records_sql import SqlPaymentRecords
 # on another central bank's currency is a payment's leg, not a free transfer) and clearing
 # accounts (LSM and netting chains). Only the payment engine and the network operator move them.
 ENGINE_ONLY_KINDS = frozenset(
-    {AccountKind.ISSUANCE.value, AccountKind.SWAP_LINE.value, AccountKind.SUSPENSE.value}
+    {
+        AccountKind.ISSUANCE.value,
+        AccountKind.SWAP_LINE.value,
+        AccountKind.SUSPENSE.value,
+        # What providers keep on conversions, and interest on tranches: only the payment engine
+        # and the swap-line desk book them, so they are the FX result and nothing else.
+        AccountKind.FX_INCOME.value,
+        AccountKind.SWAP_INTEREST.value,
+    }
 )
 # An account id that never exists: a participant's reference to an account (or pending transfer)
 # it may not use is replaced by it, so the ledger answers exactly as for one that does not exist.
@@ -249,6 +258,7 @@ class _Job:
     item_units: int = 0  # units per payment; 0: never split
     handed: int = 0  # payments handed over in parts so far
     parts: list[_Job] = field(default_factory=list)
+    part: bool = False  # a part of a bigger job (``take``): answering it answers no request
 
     def sliceable(self) -> bool:
         return self.kind == "payments" and self.item_units > 0 and self.size > 1
@@ -276,6 +286,7 @@ class _Job:
             principal=self.principal,
             participant=self.participant,
             units=count * self.item_units,
+            part=True,
         )
         self.parts.append(part)
         part.future.add_done_callback(self._part_done)
@@ -294,17 +305,68 @@ class _Job:
             self.parts = []
 
 
+class _AwaitedRecords:
+    """The idempotency records the writer expects next, within one round.
+
+    Every write a client makes through the API is followed, once answered, by the record of its
+    answer (``idempotency``), which the handler queues back to the writer a moment later. If the
+    writer went straight on to another participant's slice, that record (and so the answer to
+    the client) would wait for the whole slice. So after answering client writes, the writer
+    waits up to ``seconds`` for their records before the next group of the round (they come
+    within a millisecond or two: the wait ends as soon as they are in); other work that may not
+    wait for the round (``FairQueue.interim``) is taken meanwhile. A slice of a big batch is not
+    counted: its record comes with the batch's last slice.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expected = 0
+        self.deadline: float | None = None
+
+    def answered(self, group: list[_Job]) -> None:
+        self.expected += sum(1 for job in group if job.principal is not None and not job.part)
+
+    def wait(self) -> float:
+        """How long the writer may wait now for interim work."""
+        if self.expected <= 0 or self.seconds <= 0:
+            return 0.0
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.seconds
+        left = self.deadline - now
+        if left <= 0:  # They did not come (an answer that is not stored, a closed connection).
+            self.expected, self.deadline = 0, None
+            return 0.0
+        return left
+
+    def arrived(self, tiers: list[list[Any]]) -> None:
+        records = sum(1 for tier in tiers for job in tier if getattr(job, "kind", "") == "record")
+        self.expected = max(0, self.expected - records)
+        if self.expected == 0:
+            self.deadline = None
+
+
+_frozen_at_start = threading.Event()
+
+
 def _share_the_interpreter(config: ServerConfig) -> None:
     """Process-wide settings that keep request handlers responsive while the writer thread is
     CPU-bound (``ServerConfig``, "Fairness limits"): a short GIL switch interval, or handlers
-    wait up to 5 ms for the GIL at every socket operation; and rarer young-generation garbage
+    wait up to 5 ms for the GIL at every socket operation; rarer young-generation garbage
     collections, or a backlog's many live objects make full collections (which stop every
-    thread) frequent and long."""
+    thread) frequent; and everything loaded at start (the network, the ledger's accounts, the
+    modules: about 100,000 objects that live as long as the process) moved out of the
+    collector's sight (``gc.freeze``, once per process), so that a full collection, when it
+    comes, walks only what was made since."""
     if config.writer_switch_interval_seconds > 0:
         sys.setswitchinterval(config.writer_switch_interval_seconds)
     threshold = config.writer_gc_young_threshold
     if threshold > 0 and gc.get_threshold()[0] < threshold:
         gc.set_threshold(threshold, *gc.get_threshold()[1:])
+    if config.writer_gc_freeze_at_start and not _frozen_at_start.is_set():
+        _frozen_at_start.set()
+        gc.collect()
+        gc.freeze()
 
 
 _QUOTA_KINDS = frozenset({"transfers", "payments", "iso", "waiting", "return"})
@@ -584,19 +646,31 @@ class LedgerService:
             stop = any(job is _STOP for tier in tiers for job in tier)
             if time.monotonic() - self._last_tick >= self.config.tick_seconds:
                 stop = self._guarded([], self._tick) or stop
-            groups = [
-                group
-                for tier in tiers
-                for group in self._groups([job for job in tier if job is not _STOP])
-            ]
-            for group in groups:
+            pending = deque(self._tier_groups(tiers))
+            awaited = _AwaitedRecords(self.config.writer_record_wait_seconds)
+            ran = False
+            while pending:
+                if ran:  # Between groups: what must not wait for the rest of the round.
+                    urgent = self._queue.interim(awaited.wait())
+                    awaited.arrived(urgent)
+                    pending.extendleft(reversed(self._tier_groups(urgent)))
+                group = pending.popleft()
+                ran = True
                 if self.failure is not None:
                     for job in group:
                         job.future.set_exception(ServiceUnavailableError())
                     continue
                 stop = self._guarded(group, functools.partial(self._execute, group)) or stop
+                awaited.answered(group)
             if stop:
                 return
+
+    def _tier_groups(self, tiers: list[list[Any]]) -> list[list[_Job]]:
+        return [
+            group
+            for tier in tiers
+            for group in self._groups([job for job in tier if job is not _STOP])
+        ]
 
     def _drain(self) -> list[list[Any]]:
         """The next round of waiting jobs (at most ``JOBS_PER_ROUND_MAX``), fair between
@@ -851,7 +925,7 @@ class LedgerService:
             request.amount_minor,
             request.currency,
             request.creditor_currency,
-            self.rates,
+            self.view.rates_at(self.engine.clock()),
             k=request.routes_max,
             hop_charge_minor=self.engine.settings.hop_charge_minor,
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sco_settle.network import Network
+from sco_settle.server.admission import ADMITTED
 from sco_settle.server.auth import Authenticator, Principal, SignedRequest
 from sco_settle.server.config import PAGE_LIMIT_MAX, ServerConfig
 from sco_settle.server.db import StateDb
@@ -24,6 +26,7 @@ from sco_settle.server.keys import KeyStore
 from sco_settle.server.schemas import Problem
 from sco_settle.server.service import LedgerService
 
+T = TypeVar("T")
 JOB_SECONDS_MAX = 300.0  # A write that waits longer than this is answered 503.
 INT64_MAX = 2**63 - 1  # Cursors and other numbers that reach SQL are 64-bit signed there.
 
@@ -66,7 +69,11 @@ async def principal(
     _bearer: Annotated[Any, Security(_bearer_scheme)] = None,
     _signature: Annotated[Any, Security(_signature_scheme)] = None,
 ) -> Principal:
-    """The authenticated caller (every route but /health depends on this)."""
+    """The authenticated caller (every route but /health depends on this): as the admission
+    layer found it (``admission``), or authenticated here for a request it left alone."""
+    admitted = request.scope.get("state", {}).get(ADMITTED)
+    if admitted is not None:
+        return admitted
     ctx = context_of(request)
     body = await request.body()
     target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
@@ -161,6 +168,22 @@ def page(items: list[Any], next_value: object | None, kind: str) -> dict[str, An
     }
 
 
+OFF_LOOP_ITEMS_MIN = 64  # Items (payments, transfers) from which a request's work leaves the loop.
+
+
+async def off_loop(items: int, work: Callable[[], T]) -> T:
+    """``work()``, in a worker thread when it handles ``items`` >= ``OFF_LOOP_ITEMS_MIN`` items.
+
+    The event loop serves every request: a batch's conversions (a thousand payments built or
+    rendered, thousands of transfers parsed) run 5-30 ms without a pause, and every other
+    request waited that long. In a worker thread the interpreter switches between it and the
+    loop every ``writer_switch_interval_seconds``. Small requests stay on the loop (a thread hop
+    costs more than their work)."""
+    if items < OFF_LOOP_ITEMS_MIN:
+        return work()
+    return await run_in_threadpool(work)
+
+
 async def wait(future: Any) -> Any:
     """Await a writer job's result without blocking the event loop."""
     try:
@@ -198,10 +221,11 @@ _ = Problem  # The Problem schema is added to the document's components in ``app
 
 
 async def write_caller(caller: Caller, ctx: Context) -> Principal:
-    """The caller of a write, refused with 429 ``rate_limited`` *before* its body is validated
-    if its participant or key is out of quota or its queue is full (``LedgerService.admit``):
-    a client that ignores ``Retry-After`` then costs little. The write itself is checked again,
-    with its size, when it is queued."""
+    """The caller of a write that draws on the write quotas, refused with 429 ``rate_limited``
+    if its participant or key is out of quota or its queue is full (``LedgerService.admit``).
+    The admission layer asks the same before the body is even read (``admission``, which finds
+    these routes by this dependency); this is the check for a request it did not admit, and the
+    write itself is checked again, with its size, when it is queued."""
     ctx.service.admit(caller)
     return caller
 
