@@ -167,7 +167,10 @@ def draw(
     except DrawRefused as refused:
         _fail(f"draw refused ({refused.code}): {refused}")
         return
-    except (ValueError, InvalidOperation) as error:
+    except InvalidOperation:
+        _fail(f"amount {amount!r} is not a decimal number of major units")
+        return
+    except ValueError as error:
         _fail(f"amount {amount!r}: {error}")
         return
     finally:

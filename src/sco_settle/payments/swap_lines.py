@@ -42,7 +42,7 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -301,7 +301,7 @@ def tranche_book(ledger: Ledger, found: Agreement, account_id: int) -> list[Tran
         if transfer.code == CODE_TRANCHE_DRAW and transfer.debit_account == account_id:
             terms = parse_ref(transfer.ref, found.drawer, found.provider)
             if terms is not None:
-                terms = _with_principal(terms, transfer.amount)
+                terms = replace(terms, principal_minor=transfer.amount)
                 draws[terms.tranche_id] = Tranche(
                     terms, TrancheState.OUTSTANDING, transfer.timestamp
                 )
@@ -315,17 +315,17 @@ def tranche_book(ledger: Ledger, found: Agreement, account_id: int) -> list[Tran
     return list(draws.values())
 
 
-def _with_principal(terms: TrancheTerms, principal: int) -> TrancheTerms:
-    return TrancheTerms(
-        terms.tranche_id,
-        terms.drawer,
-        terms.provider,
-        principal,
-        terms.counter_minor,
-        terms.value_date,
-        terms.maturity,
-        terms.interest_rate,
-    )
+def counter_value(found: Agreement, principal_minor: int, rates: RateTable) -> int:
+    """The drawer's counter-value of ``principal_minor``: at the provider's mid quote, rounded
+    up (in favour of the provider); ``DrawRefused`` when the provider quotes no rate."""
+    quote = rates.best(found.provider_currency, found.drawer_currency, provider=found.provider)
+    if quote is None:
+        raise DrawRefused(
+            "no_rate",
+            f"{found.provider} quotes no {found.provider_currency}/{found.drawer_currency} rate",
+        )
+    counter = quote.mid_factor * principal_minor
+    return -(-counter.numerator // counter.denominator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,13 +398,7 @@ class SwapLineDesk:
         """Draw a tranche; its counter-value is the principal at the provider's mid quote."""
         found = agreement(self.network, drawer, provider)
         maturity = check_drawing(self.network, found, principal_minor, value_date, months)
-        quote = rates.best(found.provider_currency, found.drawer_currency, provider=provider)
-        if quote is None:
-            raise DrawRefused(
-                "no_rate",
-                f"{provider} quotes no {found.provider_currency}/{found.drawer_currency} rate",
-            )
-        counter = quote.mid_factor * principal_minor
+        counter = counter_value(found, principal_minor, rates)
         if not tranche_id:
             line_state = self.state(found, value_date)
             tranche_id = f"{drawer}.{provider}.{value_date:%Y%m%d}.{len(line_state.tranches) + 1}"
@@ -413,7 +407,7 @@ class SwapLineDesk:
             drawer,
             provider,
             principal_minor,
-            -(-counter.numerator // counter.denominator),
+            counter,
             value_date,
             maturity,
             interest_rate,
@@ -442,16 +436,12 @@ class SwapLineDesk:
         found = agreement(self.network, drawer, provider)
         old = self._outstanding(found, tranche_id, on).terms
         maturity = check_drawing(self.network, found, old.principal_minor, on, months)
-        quote = rates.best(found.provider_currency, found.drawer_currency, provider=provider)
-        if quote is None:
-            raise DrawRefused("no_rate", f"{provider} quotes no rate for the rollover")
-        counter = quote.mid_factor * old.principal_minor
         new = TrancheTerms(
             f"{tranche_id}.r",
             drawer,
             provider,
             old.principal_minor,
-            -(-counter.numerator // counter.denominator),
+            counter_value(found, old.principal_minor, rates),
             on,
             maturity,
             interest_rate,
