@@ -34,7 +34,7 @@ ARCHITECTURE_DOC = REPOSITORY / "docs" / "ARCHITECTURE.md"
 
 # The payment records port (payments/records.py) and the values it speaks in (payments/model.py):
 # the only part of payments that storage, its adapter, may see. Both are pure (see below).
-PAYMENT_RECORDS_PORT = ("payments.records", "payments.model")
+PAYMENT_RECORDS_PORT = ("payments.records", "payments.model", "payments.quote_records")
 
 _BELOW_SERVER = ("domain", "ledger", "storage", "network", "messaging", "payments", "gateway")
 

@@ -46,7 +46,7 @@ def validate(
     typer.echo(f"valid: {opened.definition}")
 
 
-def _engine(db: Path, network_name: str) -> tuple[PaymentEngine, Network]:
+def open_engine(db: Path, network_name: str) -> tuple[PaymentEngine, Network]:
     """Open the ledger at ``db`` (created by ``sco-settle init``) with its payment engine."""
     from sco_settle.ledger import Ledger
     from sco_settle.network import load_network
@@ -100,7 +100,7 @@ def submit(
     except OSError as error:
         typer.echo(f"sco-settle: cannot read {file}: {error.strerror}", err=True)
         raise typer.Exit(code=2) from None
-    engine, _ = _engine(db, network)
+    engine, _ = open_engine(db, network)
     try:
         if sender.upper() not in engine.view.network.participants_by_bic:
             typer.echo(f"sco-settle: --as {sender!r} is not a participant of the network", err=True)

@@ -366,6 +366,10 @@ from sco_settle.cli.export import register as _register_export  # noqa: E402 - a
 
 _register_export(app)
 
+from sco_settle.cli.fx_quotes import register as _register_fx_quotes  # noqa: E402 - after app.
+
+_register_fx_quotes(app)
+
 
 def main() -> None:
     try:

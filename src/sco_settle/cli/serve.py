@@ -61,6 +61,19 @@ def serve(
     schema: SchemaOption = "sco_settle",
     mode: Annotated[str, typer.Option(help='Settlement mode: "rtgs" or "dns".')] = "rtgs",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    operating_day: Annotated[
+        bool,
+        typer.Option(
+            "--operating-day",
+            help="Business calendars: payments settle only while both currencies are open, and"
+            " each currency's business day is closed after its end of day (tranches unwound,"
+            " statements written).",
+        ),
+    ] = False,
+    statements_dir: Annotated[
+        Path | None,
+        typer.Option(help="With --operating-day: write each closed day's camt.053 here."),
+    ] = None,
 ) -> None:
     """Serve the REST API (JSON-lines logs on stderr). An empty ledger gets the network's
     accounts and opening balances first."""
@@ -78,6 +91,8 @@ def serve(
             network=network,
             payment_records_path=payment_records,
             mode=Mode(mode),
+            operating_day=operating_day,
+            statements_dir=statements_dir,
             host=host,
             port=port,
             log_level=log_level.upper(),

@@ -116,30 +116,7 @@ def status(
 
 
 def _side_json(desk: SwapLineDesk, side: Agreement, day: dt.date) -> dict[str, object]:
-    state = desk.state(side, day)
-    return {
-        "drawer": side.drawer,
-        "provider": side.provider,
-        "currency": side.provider_currency,
-        "status": state.status.value,
-        "drawable": state.drawable,
-        "size_minor": side.size_minor,
-        "drawn_minor": state.drawn_minor,
-        "facility_minor": state.facility_minor,
-        "tranches": [
-            {
-                "tranche": t.terms.tranche_id,
-                "state": t.state.value,
-                "principal_minor": t.terms.principal_minor,
-                "counter_minor": t.terms.counter_minor,
-                "value_date": t.terms.value_date.isoformat(),
-                "maturity": t.terms.maturity.isoformat(),
-                "interest_rate": str(t.terms.interest_rate),
-                "interest_due_minor": t.terms.interest_minor(),
-            }
-            for t in state.tranches
-        ],
-    }
+    return desk.state(side, day).as_dict()
 
 
 def draw(

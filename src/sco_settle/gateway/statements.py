@@ -191,16 +191,19 @@ def build_statement(
     *,
     page: int = 1,
     entries_max: int = ENTRIES_PER_PAGE_MAX,
+    bounds: tuple[int, int] | None = None,
 ) -> Statement:
     """Page ``page`` (from 1) of the statement of ``account`` for ``day``.
 
     ``transfers``: the account's transfers up to the end of the day, oldest first (earlier
     ones make the opening balance). Raises ``PageOutOfRange`` for a page after the last (a day
     without entries has one empty page) and ``DayOutOfRange`` for a day the ledger cannot hold.
+    ``bounds``: the first and last ledger timestamp the statement covers, when ``day`` is a
+    business day rather than a UTC day (an end-of-day statement, ``server.end_of_day``).
     """
     if page < 1 or entries_max < 1:
         raise ValueError(f"page {page} and entries_max {entries_max} must be at least 1")
-    start, end = day_bounds(day)
+    start, end = bounds if bounds is not None else day_bounds(day)
     first, after = (page - 1) * entries_max, page * entries_max
     opening = moved = count = 0  # ``moved``: the day's entries so far, signed
     moved_before_page = moved_after_page = 0
@@ -279,11 +282,14 @@ def read_statement(
     *,
     page: int = 1,
     entries_max: int = ENTRIES_PER_PAGE_MAX,
+    bounds: tuple[int, int] | None = None,
 ) -> Statement:
     """``build_statement`` over the account's transfers as ``source`` holds them."""
-    _, end = day_bounds(day)
+    _, end = bounds if bounds is not None else day_bounds(day)
     transfers = account_transfers(source, account.id, timestamp_max=end)
-    return build_statement(account, day, transfers, page=page, entries_max=entries_max)
+    return build_statement(
+        account, day, transfers, page=page, entries_max=entries_max, bounds=bounds
+    )
 
 
 # ---------------------------------------------------------------------------------------------

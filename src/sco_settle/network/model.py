@@ -439,6 +439,9 @@ class FxProviderEntry(_Entry):
     clients: tuple[CountryCode, ...] | None = None
     # Major units of the currency delivered; absent: no limit besides its liquidity.
     dealing_limit: dict[CurrencyCode, PositiveMajorAmount] = Field(default_factory=dict)
+    # A flat charge per conversion, in major units of the currency it receives (a commission,
+    # deducted from the amount converted: ISO 20022's charges, ``ChrgBr``); absent: none.
+    charge: dict[CurrencyCode, NonNegativeMajorAmount] = Field(default_factory=dict)
     uncertain: StrictBool = False
     note: Text | None = None
     sources: tuple[SourceKey, ...] = ()
@@ -450,6 +453,10 @@ class FxProviderEntry(_Entry):
     def dealing_limit_minor(self, currency_code: str) -> int | None:
         amount = self.dealing_limit.get(currency_code)
         return None if amount is None else minor_units_of(amount, currency_code)
+
+    def charge_minor(self, currency_code: str) -> int:
+        amount = self.charge.get(currency_code)
+        return 0 if amount is None else minor_units_of(amount, currency_code)
 
 
 class NetworkProblems(ValueError):

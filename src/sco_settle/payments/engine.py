@@ -38,7 +38,7 @@ from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import BATCH_EVENTS_MAX, InvariantViolation, Ledger
 from sco_settle.network import account_id_for_key
-from sco_settle.payments import recovery, reservations
+from sco_settle.payments import quote_desk, recovery, reservations
 from sco_settle.payments.fx import amounts_disagree
 from sco_settle.payments.model import (
     REASON_TEXT,
@@ -67,6 +67,7 @@ from sco_settle.payments.queue import (
     QueuedPayment,
     Selection,
 )
+from sco_settle.payments.quote_records import FxQuote, FxQuoteStore, MemoryFxQuotes
 from sco_settle.payments.records import PaymentRecords
 from sco_settle.payments.routing import (
     ExclusionReason,
@@ -205,6 +206,7 @@ class PaymentEngine:
         *,
         screen: Screen = pass_all,
         scenario: Scenario | None = None,
+        quotes: FxQuoteStore | None = None,
     ) -> None:
         self.ledger = ledger
         self.view = view
@@ -221,6 +223,11 @@ class PaymentEngine:
         self.warehouse = PaymentQueue()
         self._queue_seq = 0
         self._reservation_seq = 0
+        # Firm FX quotes: kept with the payment records when they can keep them (durably).
+        if quotes is None:
+            quotes = records if isinstance(records, FxQuoteStore) else MemoryFxQuotes()
+        self.quotes: FxQuoteStore = quotes
+        self._quote_seq = 0
         self.stopped: BaseException | None = None  # the failure that stopped the engine
         self.reservations: dict[int, reservations.Reservation] = {}
         self.clearing = self._open_clearing_accounts()
@@ -286,6 +293,12 @@ class PaymentEngine:
                 events_of[index] = events
                 try:
                     self._accept(payment, events)
+                    if payment.fx_quote_id:
+                        at_quote = quote_desk.settle_at_quote(self, payment, events)
+                        if at_quote.status is PaymentStatus.SETTLED:
+                            self.stats.settled_immediately += 1
+                        outcomes[index] = at_quote
+                        continue
                     if self._not_yet(payment):
                         outcomes[index] = self.enqueue(
                             payment, events, reason=None, text=self._warehoused_text(payment)
@@ -339,6 +352,37 @@ class PaymentEngine:
             answered = [outcome for outcome in outcomes if outcome is not None]
             assert len(answered) == len(payments)  # Every payment was answered above.
             return answered
+
+    def quote_fx(self, request: quote_desk.FxQuoteRequest) -> FxQuote | PaymentOutcome:
+        """A firm FX quote for ``request`` (``payments.fx_quotes``), its liquidity held until
+        it is used or expires; or the refusal (a rejected outcome under the would-be quote id,
+        with its ISO 20022 reason), which changes nothing."""
+        with self._operation():
+            self._release_for({request.debtor_agent})
+            self._quote_seq += 1
+            try:
+                return quote_desk.make_quote(self, request, self._quote_seq)
+            except PaymentRejected as rejection:
+                return PaymentOutcome(
+                    "", PaymentStatus.REJECTED, rejection.reason,
+                    rejection.text or REASON_TEXT[rejection.reason],
+                )  # fmt: skip
+            finally:
+                self._reserve()
+
+    def check(self, payment: Payment) -> None:
+        """Validate ``payment`` as if it were submitted (``PaymentRejected`` refuses it)."""
+        self._validate(payment)
+
+    def account_info(self, account_id: int) -> tuple[str, str]:
+        """(owner BIC, currency) of a ledger account."""
+        state = self.ledger.lookup_account(account_id)
+        if state is None:
+            raise InvariantViolation(f"account {account_id} is not in the ledger")
+        return state.account.participant, state.currency
+
+    def settled_in_ledger(self, payment: Payment) -> PaymentOutcome:
+        return self._settled_in_ledger(payment)
 
     def _wait_in_line(self, payment: Payment, events: Events) -> PaymentOutcome:
         """FIFO: queue ``payment`` behind its payer's earlier queued payments."""

@@ -152,6 +152,9 @@ class Payment:
     # ``settle_till`` (refused at once, DT01, when that has already passed: a past value date).
     settle_from: int = 0
     settle_till: int = 0
+    # A firm FX quote the debtor agent took (``payments.fx_quotes``): the payment settles exactly
+    # at its terms or not at all ("" : priced when it settles).
+    fx_quote_id: str = ""
 
     @property
     def fixed_currency(self) -> str:

@@ -212,8 +212,11 @@ class NetworkView:
                 for source, target in ((base, quote), (quote, base)):
                     limit = provider.dealing_limit_minor(target)
                     available = AMOUNT_MAX // 4 if limit is None else limit
+                    charge = provider.charge_minor(source)
                     points.append(
-                        FxPoint(provider.bic, source, target, available, 0, provider.bic, consent)
+                        FxPoint(
+                            provider.bic, source, target, available, charge, provider.bic, consent
+                        )
                     )
         return points
 

@@ -64,7 +64,9 @@ __all__ = [
 RecordEntry = tuple[Payment, PaymentOutcome, int | None, list[tuple[PaymentStatus, str]]]
 
 _PAYMENT_FIELDS = tuple(
-    field.name for field in dataclasses.fields(Payment) if field.name != "amount_type"
+    field.name
+    for field in dataclasses.fields(Payment)
+    if field.name not in ("amount_type", "fx_quote_id")
 )
 # The statuses the corridor report counts separately. Other states (routed, received, ...) are
 # counted only in the corridor's total.
@@ -188,6 +190,8 @@ def payment_fields(payment: Payment) -> dict[str, Any]:
     fields["priority"] = payment.priority.value
     if payment.amount_type is not AmountType.SEND:  # Older records have no such field.
         fields["amount_type"] = payment.amount_type.value
+    if payment.fx_quote_id:  # Likewise: only payments at a firm quote have one.
+        fields["fx_quote_id"] = payment.fx_quote_id
     return fields
 
 

@@ -20,9 +20,13 @@ the other member (0), because the agent books it as one transfer between the two
 Cost unit: every cost is in **minor units of the source currency** (``from_currency``), so routes
 through different currencies compare on one scale. A route's cost is the sum over its edges of:
 
-- the edge's fee, charged separately to the debtor (the principal is not reduced by fees), in the
-  edge's input currency and converted to the source currency at the route's own realised rate
-  up to that edge: ``ceil(fee * amount_source / amount_in)``;
+- the edge's fee, in the edge's input currency and converted to the source currency at the
+  route's own realised rate up to that edge: ``ceil(fee * amount_source / amount_in)``. A
+  converting edge's fee (an FX provider's charge per conversion) is deducted from the amount it
+  converts, and it keeps it (``plan.kept_by_converter``); on any other edge the principal is not
+  reduced, and the fee is only a price that ranks routes (no network data sets one, and the
+  plan collects none: an open point). Deducting only at conversions keeps the amount at a node a
+  function of the conversion chain so far, which the search's exactness needs (below);
 - for fx and swap_line edges, the spread cost against mid-market including rounding, as a share
   of the principal: ``amount_source - floor(amount_source * amount_out / (amount_in * mid))``;
 - ``hop_charge_minor`` per hop, a price for settlement risk and latency.
@@ -823,10 +827,11 @@ def _traverse(
     amount_out = amount_in
     if factors is not None:
         num, den, mid_num, mid_den, _ = factors
-        amount_out = amount_in * num // den
+        converted = amount_in - spec.fee_minor  # A converter's charge comes off what it converts.
+        amount_out = converted * num // den if converted > 0 else 0
         if amount_out == 0:
             return _Step(amount_in, 0, 0, ExclusionReason.AMOUNT_ROUNDS_TO_ZERO, None)
-        spread = amount_source - amount_source * amount_out * mid_den // (amount_in * mid_num)
+        spread = amount_source - amount_source * amount_out * mid_den // (converted * mid_num)
     if spec.balance_minor is not None:
         available = spec.balance_minor + spec.credit_limit_minor
         if amount_out > available:
@@ -1046,7 +1051,7 @@ def _route_delivering(query: _Query, path: tuple[int, ...], deliver: int) -> Rou
         need = needs[-1]
         if factors:
             num, den = factors[0], factors[1]
-            need = _ceil_div(need * den, num)
+            need = _ceil_div(need * den, num) + graph.edges[edge].fee_minor
         needs.append(need)
     needs.reverse()  # needs[i]: what enters edge i; needs[-1] == deliver.
     amount = needs[0]
@@ -1366,7 +1371,8 @@ def _route(query: _Query, path: tuple[int, ...], outputs: list[int] | None = Non
             factors = context.fx[edge]
             assert factors, (path, edge)  # Only a conversion can deliver more than needed.
             mid_num, mid_den = factors[2], factors[3]
-            spread = amount - amount * amount_out * mid_den // (amount_in * mid_num)
+            converted = amount_in - spec.fee_minor
+            spread = amount - amount * amount_out * mid_den // (converted * mid_num)
         uses_credit = spec.balance_minor is not None and amount_out > spec.balance_minor
         legs.append(
             Leg(

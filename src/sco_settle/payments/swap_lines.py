@@ -343,6 +343,39 @@ class LineState:
     def headroom_minor(self) -> int:
         return max(self.agreement.size_minor - self.drawn_minor, 0)
 
+    def as_dict(self, *, confidential: bool = True) -> dict[str, object]:
+        """As the CLI (``--json``) and the API show it. ``confidential=False``: the agreement
+        only (public facts), without what is drawn and held, which only its two central banks,
+        the network operator and auditors see."""
+        found = self.agreement
+        shown: dict[str, object] = {
+            "drawer": found.drawer,
+            "provider": found.provider,
+            "currency": found.provider_currency,
+            "status": self.status.value,
+            "drawable": self.drawable,
+            "size_minor": found.size_minor,
+        }
+        if not confidential:
+            return shown
+        return shown | {
+            "drawn_minor": self.drawn_minor,
+            "facility_minor": self.facility_minor,
+            "tranches": [
+                {
+                    "tranche": t.terms.tranche_id,
+                    "state": t.state.value,
+                    "principal_minor": t.terms.principal_minor,
+                    "counter_minor": t.terms.counter_minor,
+                    "value_date": t.terms.value_date.isoformat(),
+                    "maturity": t.terms.maturity.isoformat(),
+                    "interest_rate": str(t.terms.interest_rate),
+                    "interest_due_minor": t.terms.interest_minor(),
+                }
+                for t in self.tranches
+            ],
+        }
+
 
 class SwapLineDesk:
     """Draws, repays and rolls over tranches on a network's swap lines, through the ledger.

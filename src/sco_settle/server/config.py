@@ -94,6 +94,11 @@ class ServerConfig:
     # None: the payment records live in the ledger's database; else in this SQLite file.
     payment_records_path: Path | None = None
     mode: Mode = Mode.RTGS
+    # The operating day (``payments/operating_day.py``, ``server/end_of_day.py``): payments
+    # settle only inside their currency pair's window, and each currency's business day is
+    # closed after its end of day (tranches unwound, statements written to ``statements_dir``).
+    operating_day: bool = False
+    statements_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     # Limits (every queue and batch is bounded).

@@ -244,6 +244,13 @@ class PaymentIn(_Model):
     uetr: str = Field("", max_length=36)
     remittance_info: str = Field("", max_length=140)
     priority: Priority = Priority.NORMAL
+    fx_quote_id: str = Field(
+        "",
+        max_length=128,
+        description="A firm FX quote the debtor agent took (POST /v1/fx-quotes): the payment"
+        " settles exactly at its amounts and rates or is rejected (never queued); its"
+        " creditor agent, currencies, amount type and fixed amount must be the quote's",
+    )
 
 
 class PaymentChange(_Model):
@@ -502,3 +509,67 @@ class KeyPage(_Model):
 
 class PaymentBatchOut(_Model):
     outcomes: list[PaymentOutcome] = Field(description="One outcome per payment, in order")
+
+
+class FxQuoteIn(_Model):
+    debtor_agent: Bic | None = Field(None, description="Default: the caller's participant")
+    creditor_agent: Bic
+    amount_minor: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)] = Field(
+        description="The fixed amount, in minor units: of currency (amount_type send) or of"
+        " creditor_currency (amount_type receive)"
+    )
+    currency: Currency = Field(description="The currency the debtor agent pays in")
+    creditor_currency: Currency
+    amount_type: Literal["send", "receive"] = "send"
+    charge_bearer: Literal["DEBT", "CRED", "SHAR"] = Field(
+        "SHAR",
+        description="ISO 20022 ChrgBr. DEBT: the creditor receives the fixed amount in full and"
+        " the debtor pays every charge (amount_type must be receive); CRED: the debtor pays the"
+        " fixed amount and charges come off what the creditor receives (amount_type must be"
+        " send); SHAR: each side its own agent's charges",
+    )
+    validity_seconds: int = Field(60, ge=1, le=600, description="How long the quote is firm")
+    reference: str = Field("", max_length=140, description="Carried on the settling transfers")
+
+
+class FxQuoteCharge(_Model):
+    agent: str
+    amount_minor: int
+    currency: str
+    borne_by: Literal["debtor", "creditor"]
+
+
+class FxQuoteConversion(_Model):
+    provider: str
+    from_currency: str
+    to_currency: str
+    amount_minor: int
+    converted_minor: int
+    rate: str = Field(description="Quote-currency units per base-currency unit, as quoted")
+    side: Literal["bid", "ask"]
+    rate_provider: str
+
+
+class FxQuoteHold(_Model):
+    owner: str
+    currency: str
+    amount_minor: int
+
+
+class FxQuoteOut(_Model):
+    quote_id: str
+    status: Literal["open", "used", "expired"]
+    debtor_agent: str
+    creditor_agent: str
+    currency: str
+    creditor_currency: str
+    amount_type: Literal["send", "receive"]
+    charge_bearer: Literal["DEBT", "CRED", "SHAR"]
+    send_minor: int
+    receive_minor: int
+    charges: list[FxQuoteCharge]
+    conversions: list[FxQuoteConversion]
+    route: list[str]
+    holds: list[FxQuoteHold]
+    created_at: str
+    expires_at: str

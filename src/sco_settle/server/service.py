@@ -41,9 +41,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sco_settle.domain.account import Account, AccountKind
+from sco_settle.domain.calendar import load_calendars
 from sco_settle.domain.ids import ID_MAX
 from sco_settle.domain.transfer import Transfer, TransferFlags
 from sco_settle.ledger import Ledger
@@ -54,11 +56,13 @@ from sco_settle.payments.engine import EngineSettings, PaymentEngine
 from sco_settle.payments.fx import RateTable
 from sco_settle.payments.model import Payment, Priority
 from sco_settle.payments.queue import Selection
+from sco_settle.payments.quote_desk import FxQuoteRequest, quote_status
 from sco_settle.payments.records import RecordEntry
 from sco_settle.payments.routing import RouteResult, find_routes
 from sco_settle.server.auth import Principal
 from sco_settle.server.config import DatabaseKind, ServerConfig
 from sco_settle.server.db import StateDb
+from sco_settle.server.end_of_day import EndOfDay
 from sco_settle.server.errors import ApiError, QueueFullError, ServiceUnavailableError
 from sco_settle.server.fairness import FairQueue, WriteQuota
 from sco_settle.server.keys import Role
@@ -380,6 +384,21 @@ def _quota_names(job: _Job) -> list[str]:
 
 
 @dataclass(frozen=True)
+class SwapLineRequest:
+    """``action``: state (every line), draw, repay or rollover; ``on``: the day (default: the
+    ledger clock's UTC day)."""
+
+    action: str
+    drawer: str = ""
+    provider: str = ""
+    amount_minor: int = 0
+    months: int = 3
+    interest_rate: Decimal = Decimal(0)
+    tranche_id: str = ""
+    on: dt.date | None = None
+
+
+@dataclass(frozen=True)
 class QuoteRequest:
     debtor_agent: str
     creditor_agent: str
@@ -417,6 +436,7 @@ class LedgerService:
         self._thread = threading.Thread(target=self._run, name="sco-settle-writer", daemon=True)
         self._cycle_lock = threading.Lock()
         self.state_db: StateDb | None = None  # set by the app: cycles are recorded there
+        self.end_of_day: EndOfDay | None = None  # with ``operating_day``, once state_db is set
         self.idempotency: Any = None  # set by the app: its records are written here
         self.started_at = time.time()
         # Called after each durable record of payment outcomes (``PublishingRecords``).
@@ -538,6 +558,37 @@ class LedgerService:
             )
         )
 
+    def fx_quote(self, request: FxQuoteRequest, principal: Principal) -> Future[Any]:
+        """A firm FX quote (``FxQuote``) or its refusal (a rejected ``PaymentOutcome``)."""
+        return self._submit(
+            _Job(
+                "fx_quote",
+                request,
+                principal=principal,
+                participant=principal.participant,
+                units=self.config.write_units_per_payment,
+            )
+        )
+
+    def swap_line(self, request: SwapLineRequest, principal: Principal) -> Future[Any]:
+        """A central bank's action on a swap line (``SwapLineRequest``), or the lines' state:
+        the answer is the action's result or the ``DrawRefused`` that refused it."""
+        return self._submit(
+            _Job(
+                "swap_line",
+                request,
+                principal=principal,
+                participant=principal.participant,
+                units=self.config.write_units_per_payment,
+            )
+        )
+
+    def fx_quote_found(self, quote_id: str, principal: Principal) -> Future[Any]:
+        """``(FxQuote, QuoteStatus)`` or None: read on the writer, which owns the quotes."""
+        return self._submit(
+            _Job("fx_quote_read", quote_id, principal=principal, participant=principal.participant)
+        )
+
     def change_waiting(
         self, payment_id: str, priority: Priority | None, principal: Principal
     ) -> Future[Any]:
@@ -606,11 +657,12 @@ class LedgerService:
                 install_network(self.ledger, self.network)
             self.records = records = _open_payment_records(self.config)
             self.view = NetworkView(self.network, self.rates)
+            calendars = load_calendars() if self.config.operating_day else None
             self.engine = PaymentEngine(
                 self.ledger,
                 self.view,
                 PublishingRecords(self.records, self.record_listeners),
-                EngineSettings(mode=self.config.mode),
+                EngineSettings(mode=self.config.mode, calendars=calendars),
             )
             recovered = self.engine.recovered
             logger.log(
@@ -757,6 +809,14 @@ class LedgerService:
             self._run_iso(group[0])
         elif kind == "quote":
             group[0].future.set_result(self._run_quote(group[0].payload))
+        elif kind == "swap_line":
+            group[0].future.set_result(self._run_swap_line(group[0].payload))
+        elif kind == "fx_quote":
+            group[0].future.set_result(self.engine.quote_fx(group[0].payload))
+        elif kind == "fx_quote_read":
+            found = self.engine.quotes.get_quote(group[0].payload)
+            status = None if found is None else quote_status(self.engine, found)
+            group[0].future.set_result(None if found is None else (found, status))
         elif kind == "cycle":
             group[0].future.set_result(self._run_cycle(*group[0].payload))
         elif kind == "return":
@@ -779,6 +839,14 @@ class LedgerService:
     def _tick(self) -> None:
         self._last_tick = time.monotonic()
         self.ledger.expire_pending()
+        if self.end_of_day is None and self.config.operating_day and self.state_db is not None:
+            calendars = self.engine.settings.calendars
+            assert calendars is not None  # set with operating_day (``_open``)
+            self.end_of_day = EndOfDay(
+                self.engine, calendars, self.state_db, self.config.statements_dir
+            )
+        if self.end_of_day is not None:
+            self.end_of_day.run_due(dt.datetime.now(dt.UTC))
         if (
             self.engine.mode.runs_when_idle
             and self.engine.queue
@@ -929,6 +997,31 @@ class LedgerService:
             k=request.routes_max,
             hop_charge_minor=self.engine.settings.hop_charge_minor,
         )
+
+    # -- swap lines -------------------------------------------------------------------------
+
+    def _run_swap_line(self, request: SwapLineRequest) -> Any:
+        from sco_settle.payments.swap_lines import DrawRefused, SwapLineDesk
+
+        desk = SwapLineDesk(self.ledger, self.view)
+        on = request.on or dt.datetime.fromtimestamp(self.engine.clock() // 10**9, dt.UTC).date()
+        try:
+            if request.action == "state":
+                return [desk.state(side, on) for side in desk.sides()]
+            if request.action == "draw":
+                return desk.draw(
+                    request.drawer, request.provider, request.amount_minor, on, request.months,
+                    request.interest_rate, self.view.rates_at(self.engine.clock()),
+                )  # fmt: skip
+            if request.action == "repay":
+                return desk.repay(request.drawer, request.provider, request.tranche_id, on)
+            assert request.action == "rollover", request.action
+            return desk.rollover(
+                request.drawer, request.provider, request.tranche_id, on, request.months,
+                request.interest_rate, self.view.rates_at(self.engine.clock()),
+            )  # fmt: skip
+        except DrawRefused as refused:
+            return refused
 
     # -- netting cycles ---------------------------------------------------------------------
 

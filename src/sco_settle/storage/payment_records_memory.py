@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus
+from sco_settle.payments.quote_records import MemoryFxQuotes
 from sco_settle.payments.records import (
     CorridorGroup,
     CorridorTotals,
@@ -35,10 +36,11 @@ class _Row:
     events: list[PaymentEvent] = field(default_factory=list)
 
 
-class MemoryPaymentRecords:
+class MemoryPaymentRecords(MemoryFxQuotes):
     """``PaymentRecords`` and ``PaymentQueries`` in dictionaries."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._rows: dict[str, _Row] = {}  # In arrival order (dicts keep insertion order).
         self._intents: dict[str, tuple[Payment, str, int]] = {}
         self._seq_last = 0

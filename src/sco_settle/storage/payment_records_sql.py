@@ -35,6 +35,7 @@ from sco_settle.payments.records import (
     payment_fields,
     payment_from_fields,
 )
+from sco_settle.storage.fx_quotes_sql import SqlFxQuotes
 
 INT64_MAX = 2**63 - 1
 _IDS_PER_QUERY = 500  # ids per ``IN (...)`` read (SQLite allows 32,766 parameters)
@@ -130,7 +131,7 @@ def visible_sql(visible: PaymentFilter) -> tuple[str, tuple[str, ...]]:
     return "(" + " OR ".join(clauses) + ")", tuple(params)
 
 
-class SqlPaymentRecords:
+class SqlPaymentRecords(SqlFxQuotes):
     """``PaymentRecords`` and ``PaymentQueries`` over a DB-API connection; the adapters supply
     the transaction, the placeholder style, the corridor sums and how rows are written."""
 

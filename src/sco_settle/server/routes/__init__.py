@@ -4,6 +4,8 @@ caller may do, hand the work to the ledger service, and render the answer."""
 from sco_settle.server.routes import (
     accounts,
     cycles,
+    end_of_day,
+    fx_quotes,
     health,
     iso,
     keys,
@@ -11,6 +13,7 @@ from sco_settle.server.routes import (
     payments,
     quotes,
     reports,
+    swap_lines,
     transfers,
 )
 
@@ -23,6 +26,9 @@ ROUTERS = (
     payments.batch_router,
     iso.router,
     quotes.router,
+    fx_quotes.router,
+    swap_lines.router,
+    end_of_day.router,
     cycles.router,
     reports.router,
     keys.router,

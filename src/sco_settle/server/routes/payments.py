@@ -88,6 +88,7 @@ def payment_from(body: PaymentIn, caller: Principal) -> Payment:
         amount_type=AmountType(body.amount_type),
         settle_from=_ledger_time(body.settle_from),
         settle_till=_ledger_time(body.settle_till),
+        fx_quote_id=body.fx_quote_id,
     )
 
 
