@@ -59,7 +59,7 @@ def serve(
         ),
     ] = None,
     schema: SchemaOption = "sco_settle",
-    mode: Annotated[str, typer.Option(help='Settlement mode: "rtgs" or "dns".')] = "rtgs",
+    mode: Annotated[str, typer.Option(help='Settlement mode: "rtgs", "dns" or "union".')] = "rtgs",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     operating_day: Annotated[
         bool,
@@ -83,8 +83,8 @@ def serve(
     from sco_settle.server import ConfigError, ServerConfig, create_app, parse_database_url
     from sco_settle.server.logging import configure_logging
 
-    if mode not in ("rtgs", "dns"):
-        _fail(f'--mode must be "rtgs" or "dns", not {mode!r}')
+    if mode not in {m.value for m in Mode}:
+        _fail(f"--mode must be one of {', '.join(Mode)}, not {mode!r}")
     try:
         config = ServerConfig(
             parse_database_url(db, schema=schema),

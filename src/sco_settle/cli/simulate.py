@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
 def simulate(
     days: Annotated[int, typer.Option(min=1, max=366, help="Simulated business days.")] = 1,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same files).")] = 7,
-    mode: Annotated[str, typer.Option(help="rtgs or dns.")] = "rtgs",
+    mode: Annotated[str, typer.Option(help="rtgs, dns or union.")] = "rtgs",
     scale: Annotated[
         str | None, typer.Option(help="Share of the calibrated daily value (default 1).")
     ] = None,
@@ -131,8 +131,8 @@ def simulate(
     from sco_settle.sim import ScenarioError, SimOptions, parse_scenario
     from sco_settle.sim import simulate as run
 
-    if mode not in ("rtgs", "dns"):
-        raise typer.BadParameter("must be rtgs or dns", param_hint="--mode")
+    if mode not in {m.value for m in Mode}:
+        raise typer.BadParameter(f"must be one of {', '.join(Mode)}", param_hint="--mode")
     specs = tuple(scenario or ())
     try:
         stress = parse_scenario(specs, load_network("sco"))

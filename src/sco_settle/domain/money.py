@@ -4,7 +4,8 @@ Invariants:
 - An amount is an ``int`` count of the currency's minor units, never a float. Conversion from a
   decimal string happens only at the edges (``parse_major_amount``) and refuses excess precision
   rather than rounding it away.
-- The currency table is the maintained ISO 4217 list from the ``iso4217`` package, not a hand list.
+- The currency table is the maintained ISO 4217 list from the ``iso4217`` package, not a hand list,
+  plus the units of account this project defines (``UNITS_OF_ACCOUNT``), which no state issues.
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ import iso4217
 # A transfer may carry at most this many minor units, and no balance counter may grow past it
 # (result codes ``overflows_*``). 9.2e18 minor units is ~9e16 IRR-rials' worth of cents: ample.
 AMOUNT_MAX = 2**63 - 1
+
+
+# Units of account: not money any state issues, but units in which the SCO clearing union
+# (``payments/union.py``) records its members' claims. "XSC" is a private-use code: ISO 3166-1
+# leaves "XA".."XZ" to its users, so ISO 4217 codes beginning with X that the maintenance agency
+# has not assigned stay free for supranational and private units (as XDR, XSU and XTS are
+# assigned ones). XSU would clash: it is ALBA's SUCRE, itself a clearing unit. Numeric 0: none
+# assigned. Four minor digits (an assumption): the shipped unit is worth about CNY 1, so its
+# smallest part is a hundredth of a fen and a conversion's rounding residue stays small (it is
+# booked, never lost: ``payments/union_unit.py``).
+UNITS_OF_ACCOUNT = {"XSC": (4, "SCO clearing unit (unit of account, not ISO 4217)")}
 
 
 class UnknownCurrencyError(ValueError):
@@ -53,6 +65,9 @@ def _currency_table() -> dict[str, Currency]:
             minor_units=int(entry.exponent),
             name=entry.currency_name,
         )
+    for code, (minor_units, name) in UNITS_OF_ACCOUNT.items():
+        assert code not in table, code  # Never shadow an assigned ISO 4217 code.
+        table[code] = Currency(code=code, numeric=0, minor_units=minor_units, name=name)
     return table
 
 

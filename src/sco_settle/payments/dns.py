@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -107,7 +108,17 @@ class _Held:
         return self.routes[self.chosen]
 
 
-def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport, list[Entry]]:
+# How a cycle routes and plans one held payment (``_route_held``'s contract); another netting
+# mode (``payments.union``) passes its own and keeps the rest of the cycle.
+RouteHeld = Callable[["PaymentEngine", QueuedPayment], "_Held | None"]
+
+
+def net_cycle(
+    engine: PaymentEngine,
+    selection: Selection,
+    route_held: RouteHeld | None = None,
+    kind: str = "dns",
+) -> tuple[CycleReport, list[Entry]]:
     entries: list[Entry] = []
     held: list[_Held] = []
     waiting = 0  # Short of swap-line headroom on every route: held for a later cycle.
@@ -116,7 +127,7 @@ def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport,
     engine.view.invalidate()
     for queued in engine.queue.select(selection):
         try:
-            found = _route_held(engine, queued)
+            found = (route_held or _route_held)(engine, queued)
         except PaymentRejected as rejection:
             engine.queue.remove(queued.payment.payment_id)
             events: Events = []
@@ -131,6 +142,7 @@ def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport,
     settled_ids = {one.payment.payment_id for one in included}
     deferred = [one for one in held if one.payment.payment_id not in settled_ids]
     report = _report(engine, netting, len(included), len(deferred) + waiting)
+    report.kind = kind
     engine.records.drop_intents(one.payment.payment_id for one in deferred)
     net_ids = (chain[0].id, chain[-1].id) if chain else ()
     text = f"{recovery.NET_CYCLE_TEXT} {report.number}"
@@ -153,6 +165,9 @@ def net_cycle(engine: PaymentEngine, selection: Selection) -> tuple[CycleReport,
     return report, entries
 
 
+Held = _Held  # for modes that build their own held payments (``RouteHeld``)
+
+
 def _route_held(engine: PaymentEngine, queued: QueuedPayment) -> _Held | None:
     """Route on current balances, else on structure; plan the best route. None: no route has
     the swap-line headroom; ``PaymentRejected``: none ever will."""
@@ -163,6 +178,9 @@ def _route_held(engine: PaymentEngine, queued: QueuedPayment) -> _Held | None:
         return None
     chain = engine.plan(queued.payment, routes[0])
     return _Held(queued, routes, chain, on_structure=on_structure)
+
+
+route_held = _route_held  # the default ``RouteHeld``: over the network's routes
 
 
 def _settle(

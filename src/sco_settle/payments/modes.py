@@ -8,6 +8,8 @@ contract and registering it (``register``), plus its name in ``Mode`` for config
 - ``rtgs`` (``payments.rtgs``): each payment settles gross at once when its route has liquidity,
   else it waits in the queue; a cycle is a pass of the liquidity-saving mechanism.
 - ``dns`` (``payments.dns``): payments are held; a cycle nets them and settles the net positions.
+- ``union`` (``payments.union``): the SCO clearing union; central banks clear cross-currency
+  payments in a unit of account within swing limits, in cycles netted as ``dns`` nets.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Mode(enum.StrEnum):
 
     RTGS = "rtgs"
     DNS = "dns"
+    UNION = "union"
 
 
 @dataclass
@@ -95,9 +98,10 @@ def register(name: str, factory: Callable[[], SettlementMode]) -> None:
 
 def mode_for(name: str) -> SettlementMode:
     """A fresh instance of the mode registered under ``name``."""
-    if not _REGISTRY:
+    if str(name) not in _REGISTRY:  # The shipped modes register themselves when imported.
         import sco_settle.payments.dns
-        import sco_settle.payments.rtgs  # noqa: F401  (each registers itself)
+        import sco_settle.payments.rtgs
+        import sco_settle.payments.union  # noqa: F401  (each registers itself)
     try:
         return _REGISTRY[str(name)]()
     except KeyError:

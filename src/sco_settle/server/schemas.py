@@ -432,7 +432,7 @@ class CycleIn(_Model):
 
 class Cycle(_Model):
     cycle_id: int
-    kind: Literal["dns", "lsm"]
+    kind: Literal["dns", "lsm", "union"]
     currencies: list[str] | None
     requested_by: str
     started_at: int

@@ -419,7 +419,9 @@ class _Loop:
         for sim in payments:
             minute = (sim.arrival_s - day * SECONDS_PER_DAY) // 60
             by_minute.setdefault(minute, []).append(sim.payment)
-        cycle_minutes = workload.cycle_minutes(self.engine.mode.name)
+        # A mode with governed cycle times (the clearing union's) runs on them; else calibration.
+        governed = getattr(self.engine.mode, "cycle_minutes", None)
+        cycle_minutes = governed or workload.cycle_minutes(self.engine.mode.name)
         self._open_day(day, day_start_ns)
         for minute in range(workload.open_minute, workload.close_minute):
             end = minute + 1
