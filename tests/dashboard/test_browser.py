@@ -16,7 +16,7 @@ import pytest
 from tests.dashboard.conftest import A, C, Parties, pay
 from tests.server.conftest import LiveServer
 
-VIEWS = ("corridors", "liquidity", "payments", "cycles", "rejections")
+VIEWS = ("corridors", "map", "liquidity", "payments", "cycles", "rejections")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 LIVE_SECONDS_MAX = 1.0

@@ -17,6 +17,7 @@ import datetime as dt
 import gzip
 import hashlib
 import importlib.metadata
+import re
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -57,6 +58,7 @@ SIGN_IN_BYTES_MAX = 4096
 API_KEY_CHARS_MAX = 200
 PAYMENT_ID_CHARS_MAX = 300
 CURSOR_DIGITS_MAX = 19
+CORRIDOR = re.compile(r"[A-Z]{2}-[A-Z]{2}")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'"
     " 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self';"
@@ -69,6 +71,7 @@ _SECURITY_HEADERS = {
 # The views, in the order of the navigation: (path, title, roles that may open it; None: all).
 VIEWS: tuple[tuple[str, str, tuple[Role, ...] | None], ...] = (
     ("corridors", "Corridors", None),
+    ("map", "Map", None),
     ("liquidity", "Liquidity", None),
     ("payments", "Payments", None),
     ("cycles", "Cycles", views.CYCLE_ROLES),
@@ -197,20 +200,66 @@ async def corridors(request: Request) -> Response:
     found = await signed_in(request)
     if found is None:
         return _to_sign_in()
-    day_from = request.query_params.get("from", "")
-    day_to = request.query_params.get("to", "")
     try:
-        received_min = _day_start(day_from) if day_from else 0
-        received_max = _day_start(day_to) + 86_400 * 10**9 - 1 if day_to else 2**63 - 1
+        period = Period.of(request)
     except ValueError:
-        return _message(found, 400, "Corridors", "Dates are YYYY-MM-DD, from 1970 to 2262.")
+        return _message(found, 400, "Corridors", Period.PROBLEM)
     data = await run_in_threadpool(
-        views.corridors, found.ctx, found.caller, received_min, received_max
+        views.corridors, found.ctx, found.caller, period.received_min, period.received_max
     )
     return _page(
-        "corridors.html", found, "corridors", title="Corridors", day_from=day_from,
-        day_to=day_to, **data,
+        "corridors.html", found, "corridors", title="Corridors", day_from=period.day_from,
+        day_to=period.day_to, **data,
     )  # fmt: skip
+
+
+@router.get("/map")
+async def corridor_map(request: Request) -> Response:
+    found = await signed_in(request)
+    if found is None:
+        return _to_sign_in()
+    selected = request.query_params.get("corridor", "")
+    try:
+        period = Period.of(request)
+    except ValueError:
+        return _message(found, 400, "Map", Period.PROBLEM)
+    if selected and not CORRIDOR.fullmatch(selected):
+        return _message(found, 400, "Map", "A corridor is two country codes: KZ-CN.")
+    data = await run_in_threadpool(
+        lambda: views.corridor_map(
+            found.ctx, found.caller, period.received_min, period.received_max,
+            selected=selected, period_query=period.query(),
+        )
+    )  # fmt: skip
+    return _page(
+        "map.html", found, "map", title="Map of corridors", day_from=period.day_from,
+        day_to=period.day_to, **data,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Period:
+    """The days (UTC, both included) of a view's ``from`` and ``to``, as ledger times."""
+
+    PROBLEM = "Dates are YYYY-MM-DD, from 1970 to 2262."
+    day_from: str
+    day_to: str
+    received_min: int
+    received_max: int
+
+    @classmethod
+    def of(cls, request: Request) -> Period:
+        """Raises ValueError for a date that is not a day between 1970 and 2262."""
+        day_from = request.query_params.get("from", "")
+        day_to = request.query_params.get("to", "")
+        received_min = _day_start(day_from) if day_from else 0
+        received_max = _day_start(day_to) + 86_400 * 10**9 - 1 if day_to else 2**63 - 1
+        return cls(day_from, day_to, received_min, received_max)
+
+    def query(self) -> str:
+        """The period as the start of a query string ("" or "from=...&to=...&")."""
+        given = [(name, day) for name, day in (("from", self.day_from), ("to", self.day_to)) if day]
+        return "".join(f"{name}={day}&" for name, day in given)
 
 
 @router.get("/liquidity")
@@ -247,6 +296,26 @@ async def payments(request: Request) -> Response:
         "payments.html", found, "payments", title="Payments", page=page,
         status_filter=status_text, statuses=[s.value for s in PaymentStatus],
     )  # fmt: skip
+
+
+@router.get("/payments/{payment_id:path}/messages/{name}.xml")
+async def payment_message(payment_id: str, name: str, request: Request) -> Response:
+    """One ISO 20022 message of a payment, as an XML download (``messages.py``)."""
+    found = await signed_in(request)
+    if found is None:
+        return _to_sign_in()
+    shown = None
+    if len(payment_id) <= PAYMENT_ID_CHARS_MAX and name in ("in", "out"):
+        shown = await run_in_threadpool(
+            views.payment_message, found.ctx, found.caller, payment_id, name
+        )
+    if shown is None:
+        return _message(found, 404, "Message not found", "No such message of that payment.")
+    filename = f"{shown.definition}-{payment_id}.xml".replace(":", "_")
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)
+    disposition = f'attachment; filename="{safe_name}"'
+    headers = {"Content-Disposition": disposition}
+    return _secured(Response(shown.xml, media_type="application/xml", headers=headers))
 
 
 @router.get("/payments/{payment_id:path}")

@@ -23,13 +23,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from lxml import etree
+
 from sco_settle.domain.account import AccountKind
 from sco_settle.domain.account_key import AccountKey
 from sco_settle.domain.balances import Balances
 from sco_settle.domain.money import UnknownCurrencyError, format_minor_amount
+from sco_settle.domain.participants import ScoStatus
+from sco_settle.payments.liquidity_use import SettledFlow, everyone, liquidity_by_currency
 from sco_settle.payments.model import PaymentStatus
+from sco_settle.payments.modes import Mode
 from sco_settle.payments.records import PaymentFilter
 from sco_settle.server.auth import Principal
+from sco_settle.server.dashboard import map_svg
+from sco_settle.server.dashboard.messages import PaymentMessage, payment_messages
 from sco_settle.server.keys import Role
 from sco_settle.server.routes.accounts import account_json
 from sco_settle.server.routes.common import AppContext
@@ -41,6 +48,7 @@ PAGE_SIZE = 50  # payments per page
 SCAN_ROWS_MAX = 20_000  # payments one aggregate reads at most
 SCAN_PAGE_ROWS = 1000
 CYCLES_SHOWN_MAX = 100
+DAY_NS = 86_400 * 10**9
 CYCLE_ROLES = (Role.NETWORK_OPERATOR, Role.CURRENCY_OPERATOR, Role.AUDITOR)
 _CYCLE_COLUMNS = "cycle_id, kind, currencies, requested_by, started_at, finished_at, report"
 
@@ -113,6 +121,100 @@ def corridors(
     return {"rows": shown, "chart": chart if rows else None}
 
 
+# -- map -------------------------------------------------------------------------------------
+
+
+def corridor_map(
+    ctx: AppContext,
+    caller: Principal,
+    received_min: int,
+    received_max: int,
+    *,
+    selected: str,
+    period_query: str,
+) -> dict[str, Any]:
+    """The map of SCO states with the caller's corridor flows (the corridor report, by payer
+    currency), the selected corridor marked, and the states' statuses as a table."""
+    report = corridors(ctx, caller, received_min, received_max)
+
+    def link(corridor: str) -> str:
+        return f"/dashboard/map?{period_query}corridor={corridor}#map-selected"
+
+    flows: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in report["rows"]:  # Rows are per currency pair; a flow is per payer currency.
+        flow = flows.setdefault(
+            (row["corridor"], row["currency"]),
+            {**row, "payments": 0, "settled_count": 0, "settled_value_minor": 0},
+        )
+        for name in ("payments", "settled_count", "settled_value_minor"):
+            flow[name] += row[name]  # One corridor, one payer currency: one currency's sum.
+    names = {entry.code: entry.name for entry in ctx.network.countries}
+    drawn = [
+        map_svg.Flow(
+            flow["debtor_country"],
+            flow["creditor_country"],
+            code,
+            flow["settled_value_minor"],
+            _flow_label(flow, names),
+            link(corridor),
+            selected == corridor,
+        )
+        for (corridor, code), flow in sorted(flows.items())
+    ]
+    statuses = {entry.code: entry.sco_status for entry in ctx.network.countries}
+    geometry = map_svg.load_geometry()
+    title = "Map of SCO states with the settled value of each corridor you may see"
+    rows = [
+        {**row, "selected": row["corridor"] == selected, "href": link(row["corridor"])}
+        for row in report["rows"]
+    ]
+    return {
+        "svg": map_svg.render(geometry, statuses, drawn, title=title),
+        "rows": rows,
+        "colours": sorted(map_svg.currency_colours(drawn).items()),
+        "selected": selected,
+        "selected_rows": [row for row in rows if row["selected"]],
+        "states": _states(ctx),
+        "geometry_source": geometry.source,
+    }
+
+
+def _flow_label(flow: dict[str, Any], names: dict[str, str]) -> str:
+    debtor, creditor = flow["debtor_country"], flow["creditor_country"]
+    return (
+        f"{names.get(debtor, debtor)} to {names.get(creditor, creditor)}, paid in"
+        f" {flow['currency']}: {flow['payments']} payments, {flow['settled_count']} settled"
+        f" ({percent(flow['settled_count'], flow['payments'])}), settled value"
+        f" {money(flow['settled_value_minor'], flow['currency'])}"
+    )
+
+
+def _states(ctx: AppContext) -> list[dict[str, Any]]:
+    """The SCO states of the network's reference data, members first, each with its sources."""
+    shown = []
+    for entry in ctx.network.countries:
+        if entry.sco_status is ScoStatus.NONE:
+            continue
+        previous = ", ".join(
+            f"{period.status.value.replace('_', ' ')} since {period.since or '?'}"
+            + (" (uncertain)" if period.uncertain else "")
+            for period in entry.previous_statuses
+        )
+        shown.append(
+            {
+                "code": entry.code,
+                "name": entry.name,
+                "status": map_svg.status_class(entry.sco_status),
+                "since": str(entry.sco_status_since or ""),
+                "previous": previous,
+                "uncertain": entry.uncertain,
+                "sources": ", ".join(entry.sources),
+            }
+        )
+    shown.sort(key=lambda state: (state["status"] != "member", state["name"]))
+    return shown
+
+
 # -- liquidity -------------------------------------------------------------------------------
 
 
@@ -160,7 +262,78 @@ def liquidity(ctx: AppContext, caller: Principal) -> dict[str, Any]:
         "accounts": accounts,
         "truncated": truncated,
         **_lines_and_income(published, ids, caller),
+        **savings(ctx, caller),
     }
+
+
+def savings(ctx: AppContext, caller: Principal) -> dict[str, Any]:
+    """Per currency: liquidity needed gross against liquidity used, over the visible settled
+    payments (``payments.liquidity_use``, the simulator's definition), counting the positions
+    the caller may see: a participant its own, a central bank those in its currencies."""
+    found: list[dict[str, Any]] = []
+    truncated = False
+    for status in (PaymentStatus.SETTLED, PaymentStatus.RETURNED):  # returned: settled first
+        items, cut = scan(ctx, visibility(caller), status)
+        found += items
+        truncated = truncated or cut
+    found.sort(key=lambda item: item["settled_at"])  # Settlement order; a chain stays together.
+    mode = ctx.config.mode
+    uses = liquidity_by_currency((_settled_flow(item) for item in found), _counted(caller))
+    rows = [
+        {
+            "currency": code,
+            "gross": money(use.gross_minor, code),
+            "used": money(use.used_minor(mode), code),
+            "saved": money(use.saved_minor(mode), code),
+            "saved_share": percent(use.saved_minor(mode), use.gross_minor),
+            "saved_percent": _share_number(use.saved_minor(mode), use.gross_minor),
+        }
+        for code, use in sorted(uses.items())
+        if use.gross_minor or use.used_minor(mode)
+    ]
+    chart = _figure(
+        [{"type": "bar", "name": "saved", "x": [row["currency"] for row in rows],
+          "y": [row["saved_percent"] for row in rows]}],
+        "Share of gross liquidity saved",
+        x_title="currency",
+        y_title="% of gross saved",
+    )  # fmt: skip
+    return {
+        "savings": rows,
+        "savings_truncated": truncated,
+        "savings_chart": chart if rows else None,
+        "used_means": "net debits per cycle" if mode is Mode.DNS else "peak intraday net debit",
+    }
+
+
+def _settled_flow(item: dict[str, Any]) -> SettledFlow:
+    instruction = item["instruction"]
+    paid = item["amount_sent_minor"]
+    if not paid and instruction.get("amount_type", "send") == "send":
+        paid = instruction["amount_minor"]  # Records from before amounts sent were kept.
+    return SettledFlow(
+        item["settled_at"] // DAY_NS,
+        item["settled_at"],
+        instruction["debtor_agent"],
+        instruction["currency"],
+        paid,
+        instruction["creditor_agent"],
+        instruction["creditor_currency"],
+        item["amount_delivered_minor"],
+    )
+
+
+def _counted(caller: Principal) -> Callable[[str, str], bool]:
+    if caller.role is Role.PARTICIPANT:
+        return lambda participant, currency: participant == caller.participant
+    if caller.role is Role.CURRENCY_OPERATOR:
+        return lambda participant, currency: currency in caller.currencies
+    return everyone
+
+
+def _share_number(part: int, whole: int) -> str:
+    """A percentage for a chart, to one decimal, exact (Decimal)."""
+    return f"{Decimal(100 * part) / Decimal(whole):.1f}" if whole else "0"
 
 
 def _lines_and_income(published: Any, ids: Iterable[int], caller: Principal) -> dict[str, Any]:
@@ -304,24 +477,68 @@ def payment(ctx: AppContext, caller: Principal, payment_id: str) -> dict[str, An
     if found is None:
         return None
     instruction = found["instruction"]
-    if not caller.may_read_payment(
-        instruction["debtor_agent"],
-        instruction["creditor_agent"],
-        instruction["currency"],
-        instruction["creditor_currency"],
-    ):
+    if not _may_read(caller, instruction):
         return None
     currency, creditor_currency = instruction["currency"], instruction["creditor_currency"]
+    receive = instruction.get("amount_type", "send") == "receive"
+    fixed_currency = creditor_currency if receive else currency  # ``Payment.fixed_currency``
     return {
         **found,
-        "instructed": money(instruction["amount_minor"], currency),
+        "instructed": money(instruction["amount_minor"], fixed_currency),
         "sent": money(found["amount_sent_minor"], currency),
         "delivered": money(found["amount_delivered_minor"], creditor_currency),
         "returned": money(found["amount_returned_minor"], creditor_currency),
         "received": moment(found["received_at"]),
         "settled": moment(found["settled_at"]),
         "events": [{**event, "at": moment(event["at"])} for event in found["events"]],
+        "messages": [
+            {**vars_of(message), "xml_text": readable_xml(message.xml)}
+            for message in payment_messages(found, network_bic(ctx, instruction["debtor_agent"]))
+        ],
     }
+
+
+def payment_message(
+    ctx: AppContext, caller: Principal, payment_id: str, name: str
+) -> PaymentMessage | None:
+    """One ISO 20022 message of a payment the caller may see (None: no such message, or the
+    payment is missing or not the caller's: one answer)."""
+    found = ctx.service.payment_reader.get(payment_id)
+    if found is None or not _may_read(caller, found["instruction"]):
+        return None
+    bic = network_bic(ctx, found["instruction"]["debtor_agent"])
+    return next((m for m in payment_messages(found, bic) if m.name == name), None)
+
+
+def network_bic(ctx: AppContext, debtor_agent: str) -> str:
+    """The BIC SCO Settle answers ISO messages as (as ``routes.iso`` names it)."""
+    return ctx.network.settlement_agents.get("CNY") or debtor_agent
+
+
+def readable_xml(data: bytes) -> str:
+    """The message indented for reading (our own writer's output, parsed without entities)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+    return etree.tostring(etree.fromstring(data, parser), pretty_print=True).decode()
+
+
+def vars_of(message: PaymentMessage) -> dict[str, Any]:
+    return {
+        "name": message.name,
+        "direction": message.direction,
+        "definition": message.definition,
+        "sender": message.sender,
+        "receiver": message.receiver,
+        "summary": message.summary,
+    }
+
+
+def _may_read(caller: Principal, instruction: dict[str, Any]) -> bool:
+    return caller.may_read_payment(
+        instruction["debtor_agent"],
+        instruction["creditor_agent"],
+        instruction["currency"],
+        instruction["creditor_currency"],
+    )
 
 
 def scan(
