@@ -32,18 +32,27 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 SOURCE = REPOSITORY / "src" / "sco_settle"
 ARCHITECTURE_DOC = REPOSITORY / "docs" / "ARCHITECTURE.md"
 
-# The payment records port (payments/records.py) and the values it speaks in (payments/model.py):
+# The payment records port (payments/records.py, payments/quote_records.py) and the values it
+# speaks in (payments/model.py):
 # the only part of payments that storage, its adapter, may see. Both are pure (see below).
 PAYMENT_RECORDS_PORT = ("payments.records", "payments.model", "payments.quote_records")
 
-_BELOW_SERVER = ("domain", "ledger", "storage", "network", "messaging", "payments", "gateway")
+_BELOW_SERVER = (
+    "domain", "ledger", "audit", "storage", "network", "messaging", "payments", "gateway",
+    "events",
+)  # fmt: skip
 
 # What each package may import besides itself: packages ("payments") or single modules
 # ("payments.store"). The root entry is sco_settle/__init__.py and __main__.py.
 MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "domain": (),
     "ledger": ("domain",),
-    "storage": ("domain", "ledger", *PAYMENT_RECORDS_PORT),
+    # The audit chain: pure (chain, ledger_rows, records, verify) and its SQL, which the stores
+    # call inside their own transactions.
+    "audit": ("domain", "ledger"),
+    "storage": ("domain", "ledger", "audit", *PAYMENT_RECORDS_PORT),
+    # The event stream: reads the audit chain (the outbox) and the ledger rows, publishes to NATS.
+    "events": ("domain", "ledger", "audit", "storage"),
     "network": ("domain", "ledger"),
     "messaging": ("domain",),
     "payments": ("domain", "ledger", "network"),

@@ -267,8 +267,10 @@ def test_the_quota_routes_are_the_routes_that_depend_on_write_caller():
     assert ("^/v1/iso20022/messages$", "POST") in found
     assert any(pattern.endswith("/cancellation$") for pattern in paths)
     assert any(method == "PATCH" for _, method in found)
-    # Key management, netting cycles and route quotes do not draw on the write quotas.
-    assert not any(word in path for path in paths for word in ("keys", "netting", "quotes"))
+    # A firm FX quote holds liquidity: a write. Key management, netting cycles and route
+    # quotes (which move nothing) do not draw on the write quotas.
+    assert ("^/v1/fx\\-quotes$", "POST") in found
+    assert not any(word in path for path in paths for word in ("keys", "netting", "route"))
 
 
 # -- write slots --------------------------------------------------------------------------------

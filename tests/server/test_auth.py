@@ -24,6 +24,10 @@ SAMPLE_PARAMETERS = {
     "payment_id": "BKCHCNBJ:1",
     "cycle_id": "1",
     "key_id": "0123456789abcdef",
+    "quote_id": "fxq-BKCHCNBJ-1-1",
+    "drawer": "CBRFRUMM",
+    "provider": "PBOCCNBJ",
+    "tranche_id": "CBRFRUMM.PBOCCNBJ.20261207.1",
 }
 
 

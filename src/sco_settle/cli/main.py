@@ -183,10 +183,19 @@ def verify(
         typer.Option("--db", help="SQLite database file, or postgresql://user@host:port/database."),
     ],
     schema: Annotated[str, typer.Option(help="PostgreSQL schema of the ledger.")] = "sco_settle",
+    audit: Annotated[
+        bool, typer.Option("--audit", help="Also verify the audit chain (docs/audit-and-events.md)")
+    ] = False,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="With --audit: a checkpoint the chain must still contain.")
+    ] = None,
 ) -> None:
     """Recompute every balance from the journal and check every invariant; then reconcile the
     payment records with the ledger (every settled payment's legs exist, are posted and carry
-    its amounts; every payment chain in the ledger has its record)."""
+    its amounts; every payment chain in the ledger has its record). With ``--audit``, check the
+    audit chain and that it explains every ledger row, payment event, key and netting cycle."""
+    if audit:
+        _verify_audit(db, schema, checkpoint)
     store, records = _open_for_audit(db, schema)
     try:
         report = verify_store(store)
@@ -218,6 +227,14 @@ def verify(
         f" ({payments.settled} settled, {payments.returned} returned,"
         f" {payments.intents} in flight, settled from the ledger at the next start)"
     )
+
+
+def _verify_audit(db: str, schema: str, checkpoint: Path | None) -> None:
+    from sco_settle.cli.audit import print_report, read_checkpoint, verify_database
+
+    mark = read_checkpoint(checkpoint) if checkpoint is not None else None
+    if not print_report(verify_database(db, schema, mark)):
+        raise typer.Exit(1)
 
 
 def _open_for_audit(db: str, schema: str) -> tuple[Store, SqlPaymentRecords | None]:
@@ -365,6 +382,14 @@ _register_report(app)
 from sco_settle.cli.export import register as _register_export  # noqa: E402 - after app.
 
 _register_export(app)
+
+from sco_settle.cli.audit import register as _register_audit  # noqa: E402 - after app.
+
+_register_audit(app)
+
+from sco_settle.cli.events import register as _register_events  # noqa: E402 - after app.
+
+_register_events(app)
 
 from sco_settle.cli.fx_quotes import register as _register_fx_quotes  # noqa: E402 - after app.
 

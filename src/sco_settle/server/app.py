@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.responses import Response
 
+from sco_settle.events.background import start_for_server
 from sco_settle.server import schemas
 from sco_settle.server.admission import AdmissionMiddleware, quota_routes, write_slots
 from sco_settle.server.auth import Authenticator
@@ -54,7 +55,14 @@ _EXTRA_SCHEMAS = (schemas.Problem, schemas.TransferBatch, schemas.PaymentOutcome
 def build_app(context: AppContext | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The audit checkpoints and the event publisher (docs/audit-and-events.md).
+        background = None
+        if context is not None:
+            participants = context.network.participants_by_bic
+            background = await start_for_server(context.config, participants)
         yield
+        if background is not None:
+            await background.close()
         if context is not None:
             close_context(context)
 

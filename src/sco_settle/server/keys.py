@@ -32,6 +32,7 @@ the database as you protect the ledger. It cannot be used as a bearer key.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import hmac
@@ -44,6 +45,9 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from sco_settle.audit.chain import AuditKind
+from sco_settle.audit.records import KEY_FIELDS, key_payload, key_secret_digest
+from sco_settle.audit.sql import SQLITE_DDL, AuditTables, append_entry
 from sco_settle.server.config import DatabaseKind
 from sco_settle.server.db import StateDb
 
@@ -54,6 +58,9 @@ ROTATION_GRACE_SECONDS_DEFAULT = 24 * 3600
 DIGEST_PREFIX = "sha256$"  # secret_hash of keys issued now; legacy ones start with "$argon2"
 _DIGEST_TAG = b"sco-settle api key v1"
 LABEL_LENGTH_MAX = 100
+# Who a key change is attributed to in the audit chain when the caller does not say: the API
+# passes ``key:<key id>`` of the operator's key, the command line ``cli``.
+ACTOR_DEFAULT = "unattributed"
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 _BIC = re.compile(r"[A-Z0-9]{8}(?:[A-Z0-9]{3})?")
 _TOKEN = re.compile(r"scos_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
@@ -166,15 +173,32 @@ class KeyStore:
         self.db = db
         # Only verifies legacy argon2id hashes; new keys are stored as ``secret_digest``.
         self.hasher = hasher or PasswordHasher()
+        self._audit_tables: AuditTables | None = None
 
     def create(
-        self, participant: str, role: Role, *, label: str = "", now: int | None = None
+        self,
+        participant: str,
+        role: Role,
+        *,
+        label: str = "",
+        now: int | None = None,
+        actor: str = ACTOR_DEFAULT,
     ) -> IssuedKey:
         now = int(time.time()) if now is None else now
         issued = _new_key(participant, Role(role), label, now, rotated_from=None)
         with self.db.transaction(durable=True) as execute:
             _insert(execute, issued.record)
+            self._audit(execute, AuditKind.KEY_CREATED, actor, issued.record)
         return issued
+
+    def _audit(
+        self, execute: Callable[..., list[tuple[object, ...]]], kind: AuditKind, actor: str,
+        record: KeyRecord,
+    ) -> None:  # fmt: skip
+        """Append the key's state after the change to the audit chain, in the open transaction."""
+        if self._audit_tables is None:
+            self._audit_tables = audit_tables(self.db, execute)
+        append_entry(execute, self._audit_tables, kind, actor, key_entry_payload(record))
 
     def get(self, key_id: str) -> KeyRecord | None:
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
@@ -195,14 +219,17 @@ class KeyStore:
         )
         return [_record(row) for row in rows]
 
-    def revoke(self, key_id: str, *, now: int | None = None) -> KeyRecord:
+    def revoke(
+        self, key_id: str, *, now: int | None = None, actor: str = ACTOR_DEFAULT
+    ) -> KeyRecord:
         """Revoke a key (again is a no-op that keeps the first revocation time)."""
         now = int(time.time()) if now is None else now
         with self.db.transaction(durable=True) as execute:
-            execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                (now, key_id),
-            )
+            rows = execute(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
+            if rows and _record(rows[0]).revoked_at is None:
+                execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", (now, key_id))
+                revoked = dataclasses.replace(_record(rows[0]), revoked_at=now)
+                self._audit(execute, AuditKind.KEY_REVOKED, actor, revoked)
         found = self.get(key_id)
         if found is None:
             raise UnknownKeyError(key_id)
@@ -214,6 +241,7 @@ class KeyStore:
         *,
         grace_seconds: int = ROTATION_GRACE_SECONDS_DEFAULT,
         now: int | None = None,
+        actor: str = ACTOR_DEFAULT,
     ) -> IssuedKey:
         """Issue a successor; the old key expires after ``grace_seconds`` (0: at once).
 
@@ -245,6 +273,11 @@ class KeyStore:
                 "UPDATE api_keys SET expires_at = ?, rotated_to = ? WHERE key_id = ?",
                 (expires_at, issued.record.key_id, key_id),
             )
+            rotated = dataclasses.replace(
+                old, expires_at=expires_at, rotated_to=issued.record.key_id
+            )
+            self._audit(execute, AuditKind.KEY_ROTATED, actor, rotated)
+            self._audit(execute, AuditKind.KEY_CREATED, actor, issued.record)
         return issued
 
     def verify_secret(self, record: KeyRecord, secret: str) -> bool:
@@ -263,11 +296,45 @@ class KeyStore:
         (another upgrade) is never overwritten with a stale value.
         """
         assert is_legacy_hash(record.secret_hash)
+        digest = secret_digest(record.key_id, secret)
         with self.db.transaction(durable=True) as execute:
-            execute(
-                "UPDATE api_keys SET secret_hash = ? WHERE key_id = ? AND secret_hash = ?",
-                (secret_digest(record.key_id, secret), record.key_id, record.secret_hash),
+            rows = execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ? AND secret_hash = ?",
+                (record.key_id, record.secret_hash),
             )
+            if rows:
+                execute(
+                    "UPDATE api_keys SET secret_hash = ? WHERE key_id = ?", (digest, record.key_id)
+                )
+                upgraded = dataclasses.replace(_record(rows[0]), secret_hash=digest)
+                self._audit(execute, AuditKind.KEY_SECRET_UPGRADED, "server", upgraded)
+
+
+def key_entry_payload(record: KeyRecord) -> dict[str, object]:
+    """What the audit chain states of a key: its public fields and the digest of its secrets."""
+    fields = [getattr(record, name) for name in KEY_FIELDS]
+    fields[KEY_FIELDS.index("role")] = record.role.value
+    return key_payload(fields, key_secret_digest(record.secret_hash, record.signing_secret))
+
+
+def audit_tables(db: StateDb, execute: Callable[..., object]) -> AuditTables:
+    """The audit chain of ``db``'s ledger: in its SQLite file (created in the open transaction
+    ``execute`` if the file predates the chain), or in the ledger's PostgreSQL schema, laid out
+    first if no ledger was opened there yet (``keys create`` may come before ``serve``)."""
+    if db.kind is DatabaseKind.SQLITE:
+        for statement in SQLITE_DDL.split(";"):
+            if statement.strip():
+                execute(statement)
+        return AuditTables.sqlite()
+    schema = db.database.schema
+    rows = db.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = ? AND tablename = 'audit_log'", (schema,)
+    )
+    if not rows:
+        from sco_settle.storage.postgres import PostgresStore
+
+        PostgresStore(db.database.dsn, schema=schema).close()
+    return AuditTables.postgres(schema)
 
 
 def _new_key(

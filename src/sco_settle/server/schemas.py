@@ -76,6 +76,12 @@ class Problem(_Model):
     code: str = Field(description="Stable machine-readable code; see docs/api.md")
     request_id: str
     errors: list[ValidationItem] | None = None
+    reason: str | None = Field(
+        None,
+        description="An ISO 20022 reason code (fx_quote_refused) or a refusal's own code"
+        " (swap_line_refused: agreement_lapsed, exceeds_agreed_size, ...)",
+    )
+    reason_text: str | None = None
 
 
 class Health(_Model):

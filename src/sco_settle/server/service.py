@@ -44,6 +44,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sco_settle.audit.chain import AuditKind
+from sco_settle.audit.sql import append_entry
+from sco_settle.audit.verify import CYCLE_FIELDS
 from sco_settle.domain.account import Account, AccountKind
 from sco_settle.domain.calendar import load_calendars
 from sco_settle.domain.ids import ID_MAX
@@ -65,7 +68,7 @@ from sco_settle.server.db import StateDb
 from sco_settle.server.end_of_day import EndOfDay
 from sco_settle.server.errors import ApiError, QueueFullError, ServiceUnavailableError
 from sco_settle.server.fairness import FairQueue, WriteQuota
-from sco_settle.server.keys import Role
+from sco_settle.server.keys import Role, audit_tables
 from sco_settle.server.payment_reads import PaymentReader
 from sco_settle.storage.payment_records_sql import SqlPaymentRecords
 
@@ -1063,6 +1066,10 @@ class LedgerService:
                     json.dumps(report, sort_keys=True),
                 ),
             )
+            fields = (cycle_id, kind, codes, requested_by, started_at, finished_at, report)
+            cycle = dict(zip(CYCLE_FIELDS, fields, strict=True))  # The audit chain's entry.
+            tables = audit_tables(self.state_db, execute)
+            append_entry(execute, tables, AuditKind.NETTING_CYCLE, requested_by, cycle)
         return cycle_json(
             (cycle_id, kind, json.dumps(codes), requested_by, started_at, finished_at, report)
         )

@@ -34,6 +34,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from sco_settle.audit.sql import AuditTables, Execute, postgres_execute
 from sco_settle.storage.payment_records_sql import SqlPaymentRecords
 from sco_settle.storage.postgres import copy_rows
 from sco_settle.storage.sqlite import StoreFormatError
@@ -93,6 +94,9 @@ class PostgresPaymentRecords(SqlPaymentRecords):
 
     def _corridor_sum(self, values: Sequence[Any]) -> int:
         return int(values[0])
+
+    def _audit(self) -> tuple[Execute, AuditTables]:
+        return postgres_execute(self.connection), AuditTables.postgres(self.schema)
 
     # -- bulk writes: a few statements per batch, whatever its size --------------------------
 

@@ -23,6 +23,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from sco_settle.audit.chain import PAYMENTS_ACTOR, AuditKind
+from sco_settle.audit.records import PaymentChange, PaymentRecordsPayload
+from sco_settle.audit.sql import AuditTables, Execute, append_entry
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentStatus, Reason
 from sco_settle.payments.records import (
     CorridorGroup,
@@ -154,6 +157,10 @@ class SqlPaymentRecords(SqlFxQuotes):
     def _corridor_sum(self, values: Sequence[Any]) -> int:
         raise NotImplementedError
 
+    def _audit(self) -> tuple[Execute, AuditTables]:
+        """The statement callable of the open write transaction, and the audit tables."""
+        raise NotImplementedError
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -173,7 +180,9 @@ class SqlPaymentRecords(SqlFxQuotes):
         self._writable()
         payments: list[tuple[Any, ...]] = []
         events: list[tuple[str, str, int, str]] = []
+        changes: list[PaymentChange] = []
         for payment, outcome, queue_seq, steps in entries:
+            changes.append(_change(payment, outcome, steps))
             payments.append(
                 (
                     payment.payment_id,
@@ -195,8 +204,11 @@ class SqlPaymentRecords(SqlFxQuotes):
             events += [(payment.payment_id, status.value, at, detail) for status, detail in steps]
         if not payments:
             return
+        payload = PaymentRecordsPayload(at, tuple(changes)).as_dict()
         with self._transaction():
             self._store(payments, events)
+            execute, tables = self._audit()
+            append_entry(execute, tables, AuditKind.PAYMENT_RECORDS, PAYMENTS_ACTOR, payload)
 
     def begin(self, intents: Iterable[tuple[Payment, str]], at: int) -> None:
         """Durably note that these payments' chains (of kind ``settle``, ``return`` or a
@@ -367,6 +379,25 @@ class SqlPaymentRecords(SqlFxQuotes):
             )
             for row in rows
         )
+
+
+def _change(
+    payment: Payment, outcome: PaymentOutcome, steps: Sequence[tuple[PaymentStatus, str]]
+) -> PaymentChange:
+    """What the audit chain keeps of one payment's record (``audit.records``)."""
+    return PaymentChange(
+        payment.payment_id,
+        outcome.status.value,
+        outcome.reason.value if outcome.reason else None,
+        payment.debtor_agent,
+        payment.creditor_agent,
+        payment.currency,
+        payment.creditor_currency,
+        outcome.amount_sent_minor,
+        outcome.amount_delivered_minor,
+        outcome.amount_returned_minor,
+        tuple((status.value, detail) for status, detail in steps),
+    )
 
 
 def _recorded(row: Sequence[Any]) -> RecordedPayment:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sco_settle.audit.sql import SQLITE_DDL, AuditTables, Execute, sqlite_execute
 from sco_settle.payments.model import Payment
 from sco_settle.storage.payment_records_sql import INT64_MAX, SqlPaymentRecords
 
@@ -156,7 +157,7 @@ class SqlitePaymentRecords(SqlPaymentRecords):
 
     def _lay_out(self) -> None:
         connection = self.connection
-        for statement in _TABLES.split(";"):
+        for statement in (_TABLES + SQLITE_DDL).split(";"):
             if statement.strip():
                 connection.execute(statement)
         columns = {row[1] for row in connection.execute("PRAGMA table_info(payments)")}
@@ -190,6 +191,9 @@ class SqlitePaymentRecords(SqlPaymentRecords):
 
     def _corridor_sum(self, values: Sequence[Any]) -> int:
         return exact_sum(values[0], values[1])
+
+    def _audit(self) -> tuple[Execute, AuditTables]:
+        return sqlite_execute(self.connection), AuditTables.sqlite()
 
 
 def _migrate_from_separate_index(connection: sqlite3.Connection) -> None:

@@ -41,6 +41,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.string import BytesBinaryDumper
 
+from sco_settle.audit.chain import LEDGER_ACTOR, AuditKind
+from sco_settle.audit.ledger_rows import ledger_batch_payload
+from sco_settle.audit.sql import AuditTables, append_entry, postgres_execute
 from sco_settle.domain.account import Account, AccountBalance
 from sco_settle.domain.transfer import PendingStatus, Transfer
 from sco_settle.ledger.state_machine import Changes
@@ -356,6 +359,11 @@ class PostgresStore:
                 (changes.last_timestamp,),
             )
             assert cursor.rowcount == 1
+            payload = ledger_batch_payload(changes).as_dict()
+            tables = AuditTables.postgres(self.schema)
+            append_entry(
+                postgres_execute(cursor), tables, AuditKind.LEDGER_BATCH, LEDGER_ACTOR, payload
+            )
 
     def _check_writer_epoch(self, cursor: psycopg.Cursor[Any]) -> None:
         # FOR SHARE waits for a newer writer's epoch increment to commit and then sees it.
@@ -449,6 +457,28 @@ class PostgresStore:
         )
         for raw, status, timestamp in self._pages(query, key_column=2):
             yield int.from_bytes(raw, "big"), PendingStatus(status), timestamp
+
+    def transfers_between(self, timestamp_min: int, timestamp_max: int) -> list[Transfer]:
+        """The transfers of a timestamp range (an audited batch's), in timestamp order."""
+        query = (
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE timestamp BETWEEN %s AND %s"
+            " ORDER BY timestamp"
+        )
+        with self.connection.cursor(binary=True) as cursor:
+            rows = cursor.execute(query, (timestamp_min, timestamp_max)).fetchall()
+        return [_transfer_from_row(row) for row in rows]
+
+    def resolutions_between(
+        self, timestamp_min: int, timestamp_max: int
+    ) -> list[tuple[int, PendingStatus, int]]:
+        """The pending resolutions of a timestamp range, in timestamp order."""
+        query = (
+            "SELECT pending_id, status, timestamp FROM pending_resolutions"
+            " WHERE timestamp BETWEEN %s AND %s ORDER BY timestamp"
+        )
+        with self.connection.cursor(binary=True) as cursor:
+            rows = cursor.execute(query, (timestamp_min, timestamp_max)).fetchall()
+        return [(int.from_bytes(raw, "big"), PendingStatus(s), ts) for raw, s, ts in rows]
 
     def count_transfers(self) -> int:
         row = self.connection.execute("SELECT count(*) FROM transfers").fetchone()

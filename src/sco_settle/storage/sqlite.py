@@ -21,6 +21,9 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from sco_settle.audit.chain import LEDGER_ACTOR, AuditKind
+from sco_settle.audit.ledger_rows import ledger_batch_payload
+from sco_settle.audit.sql import SQLITE_DDL, AuditTables, append_entry, sqlite_execute
 from sco_settle.domain.account import Account, AccountBalance
 from sco_settle.domain.transfer import PendingStatus, Transfer
 from sco_settle.ledger.state_machine import Changes
@@ -29,7 +32,8 @@ from sco_settle.ledger.store import StoredAccount
 SCHEMA_VERSION = 1
 _VARIABLES_MAX = 30_000  # Below SQLite's default SQLITE_MAX_VARIABLE_NUMBER (32766).
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -80,6 +84,9 @@ CREATE TABLE IF NOT EXISTS account_history (
     PRIMARY KEY (account_id, timestamp)
 ) WITHOUT ROWID;
 """
+    + SQLITE_DDL
+)
+_AUDIT = AuditTables.sqlite()
 
 _TRANSFER_COLUMNS = (
     "id, debit_account, credit_account, amount, flags, pending_id, timeout, code, ref, timestamp,"
@@ -187,6 +194,8 @@ class SqliteStore:
             row = connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None or row[0] != SCHEMA_VERSION:
                 raise StoreFormatError(f"{self.path}: unsupported schema version {row}")
+            if not self.readonly and "audit_log" not in tables:
+                connection.executescript(SQLITE_DDL)  # A file from before the audit trail.
             return
         if tables:
             raise StoreFormatError(f"{self.path} is an SQLite database but not an SCO Settle one")
@@ -315,6 +324,10 @@ class SqliteStore:
             connection.execute(
                 "UPDATE meta SET value=? WHERE key='last_timestamp'", (changes.last_timestamp,)
             )
+            payload = ledger_batch_payload(changes).as_dict()
+            append_entry(
+                sqlite_execute(connection), _AUDIT, AuditKind.LEDGER_BATCH, LEDGER_ACTOR, payload
+            )
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
@@ -376,6 +389,26 @@ class SqliteStore:
         query = "SELECT pending_id, status, timestamp FROM pending_resolutions ORDER BY timestamp"
         for raw, status, timestamp in self.connection.execute(query):
             yield int.from_bytes(raw, "big"), PendingStatus(status), timestamp
+
+    def transfers_between(self, timestamp_min: int, timestamp_max: int) -> list[Transfer]:
+        """The transfers of a timestamp range (an audited batch's), in timestamp order."""
+        query = (
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE timestamp BETWEEN ? AND ?"
+            " ORDER BY timestamp"
+        )
+        rows = self.connection.execute(query, (timestamp_min, timestamp_max))
+        return [_transfer_from_row(row) for row in rows]
+
+    def resolutions_between(
+        self, timestamp_min: int, timestamp_max: int
+    ) -> list[tuple[int, PendingStatus, int]]:
+        """The pending resolutions of a timestamp range, in timestamp order."""
+        query = (
+            "SELECT pending_id, status, timestamp FROM pending_resolutions"
+            " WHERE timestamp BETWEEN ? AND ? ORDER BY timestamp"
+        )
+        rows = self.connection.execute(query, (timestamp_min, timestamp_max))
+        return [(int.from_bytes(raw, "big"), PendingStatus(s), ts) for raw, s, ts in rows]
 
     def count_transfers(self) -> int:
         return int(self.connection.execute("SELECT count(*) FROM transfers").fetchone()[0])

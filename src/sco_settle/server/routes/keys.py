@@ -102,7 +102,9 @@ async def create_key(body: KeyCreate, request: Request, caller: Caller, ctx: Con
         if problem is not None:
             raise ApiError("participant_role_invalid", problem)
         issued = await run_in_threadpool(
-            ctx.keys.create, body.participant, body.role, label=body.label
+            lambda: ctx.keys.create(
+                body.participant, body.role, label=body.label, actor=f"key:{caller.key_id}"
+            )
         )
         return json_response(issued_json(issued), 201)
 
@@ -124,7 +126,8 @@ async def revoke_key(key_id: KeyId, request: Request, caller: Caller, ctx: Conte
         if not is_key_id(key_id):
             raise ApiError("key_not_found", f"no key {key_id!r}")
         try:
-            record = await run_in_threadpool(ctx.keys.revoke, key_id)
+            actor = f"key:{caller.key_id}"
+            record = await run_in_threadpool(lambda: ctx.keys.revoke(key_id, actor=actor))
         except UnknownKeyError:
             raise ApiError("key_not_found", f"no key {key_id!r}") from None
         return json_response(record.public(int(time.time())))
@@ -151,7 +154,9 @@ async def rotate_key(
             raise ApiError("key_not_found", f"no key {key_id!r}")
         try:
             issued = await run_in_threadpool(
-                lambda: ctx.keys.rotate(key_id, grace_seconds=body.grace_seconds)
+                lambda: ctx.keys.rotate(
+                    key_id, grace_seconds=body.grace_seconds, actor=f"key:{caller.key_id}"
+                )
             )
         except UnknownKeyError:
             raise ApiError("key_not_found", f"no key {key_id!r}") from None
