@@ -9,11 +9,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:  # Imported where used, so that the other commands start fast.
+    from sco_settle.server.config import ServerConfig
+    from sco_settle.server.ha import HaNode, HaSettings
     from sco_settle.server.keys import IssuedKey, KeyStore
 
 DbUrlOption = Annotated[
@@ -74,6 +76,21 @@ def serve(
         Path | None,
         typer.Option(help="With --operating-day: write each closed day's camt.053 here."),
     ] = None,
+    ha: Annotated[
+        bool,
+        typer.Option(
+            "--ha",
+            help="High availability (PostgreSQL, docs/deployment-ha.md): write only while this"
+            " process holds the writer lock, else wait as a hot standby; after losing the"
+            " primary, answer 503 and reconnect to the promoted standby.",
+        ),
+    ] = False,
+    reconnect_delay_max: Annotated[
+        float,
+        typer.Option(
+            help="With --ha: the longest wait between reconnection attempts (s).", min=0.1
+        ),
+    ] = 1.0,
 ) -> None:
     """Serve the REST API (JSON-lines logs on stderr). An empty ledger gets the network's
     accounts and opening balances first."""
@@ -85,9 +102,10 @@ def serve(
 
     if mode not in {m.value for m in Mode}:
         _fail(f"--mode must be one of {', '.join(Mode)}, not {mode!r}")
+    settings = _ha_settings(reconnect_delay_max) if ha else None
     try:
         config = ServerConfig(
-            parse_database_url(db, schema=schema),
+            parse_database_url(_ha_url(db, settings), schema=schema),
             network=network,
             payment_records_path=payment_records,
             mode=Mode(mode),
@@ -101,11 +119,14 @@ def serve(
         _fail(str(error))
         return
     configure_logging(config.log_level)
-    try:
-        app = create_app(config)
-    except Exception as error:
-        _fail_on_database_error(error)
-        raise
+    if settings is not None:
+        app: Any = _ha_node(config, settings)
+    else:
+        try:
+            app = create_app(config)
+        except Exception as error:
+            _fail_on_database_error(error)
+            raise
     import logging
 
     logging.getLogger("sco_settle.server").info(
@@ -116,6 +137,7 @@ def serve(
             "host": host,
             "port": port,
             "mode": mode,
+            "ha": ha,
         },
     )
     uvicorn.run(
@@ -126,7 +148,37 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=30,
+        lifespan="on",
     )
+
+
+def _ha_settings(reconnect_delay_max: float) -> HaSettings:
+    from sco_settle.server.ha import HaSettings, ReconnectPolicy
+
+    first = min(0.1, reconnect_delay_max)
+    return HaSettings(reconnect=ReconnectPolicy(first, reconnect_delay_max))
+
+
+def _ha_url(db: str, settings: HaSettings | None) -> str:
+    """``--db`` as given; with ``--ha``, a PostgreSQL URL with libpq's failover parameters."""
+    if settings is None:
+        return db
+    if not db.strip().startswith(("postgresql://", "postgres://")):
+        _fail("--ha needs a PostgreSQL database (--db postgresql://host1:port1,host2:port2/db)")
+    from sco_settle.server.ha import failover_url
+
+    try:
+        return failover_url(db.strip(), settings)
+    except Exception as error:  # psycopg.ProgrammingError: libpq cannot parse it
+        _fail(f"--db: {error}")
+        raise
+
+
+def _ha_node(config: ServerConfig, settings: HaSettings) -> HaNode:
+    from sco_settle.server.app import close_context, create_app
+    from sco_settle.server.ha import HaNode
+
+    return HaNode(config, settings, create_app, lambda app: close_context(app.state.context))
 
 
 def _fail_on_database_error(error: Exception) -> None:

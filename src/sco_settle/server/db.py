@@ -15,6 +15,12 @@ PostgreSQL ``synchronous_commit=off``): losing the last ones in a power cut is s
 effect they describe is idempotent by itself (transfer ids, payment ids), so a retried request
 finds it and answers ``exists`` / ``duplicate`` instead of moving money twice.
 
+Failover (``server.ha``, docs/deployment-ha.md): a reader connection that a failover broke is
+dropped, never pooled again. In HA mode every write is committed as durable ones are
+(``always_durable``): an idempotency record committed without waiting could be missing on the
+promoted standby, and a retry would then run again and get an answer of its own (a payment's
+first outcome, but as ``duplicate``) instead of the acknowledged one.
+
 Every statement here is a primary-key read or write, or a bounded range.
 """
 
@@ -129,7 +135,12 @@ class StateDb:
             try:
                 return _rows(connection.execute(self._sql(statement), tuple(params)))
             finally:
-                self._pool.put(connection)
+                if connection.broken:  # The server went away (a failover): never reuse it.
+                    with self._readers_lock:
+                        self._readers.remove(connection)
+                    connection.close()
+                else:
+                    self._pool.put(connection)
 
     @contextmanager
     def transaction(self, *, durable: bool = False) -> Iterator[Any]:
@@ -155,6 +166,13 @@ class StateDb:
                     if durable:
                         connection.execute("SET LOCAL synchronous_commit = on")
                     yield lambda s, p=(): _rows(connection.execute(self._sql(s), tuple(p)))
+
+    def always_durable(self) -> None:
+        """Commit every write from now on as ``durable`` ones are (PostgreSQL: with the
+        synchronous standby; SQLite has none, so nothing changes there)."""
+        if self.kind is DatabaseKind.POSTGRES:
+            with self._write_lock:
+                self._connection.execute("SET synchronous_commit = on")
 
     def close(self) -> None:
         with self._write_lock:

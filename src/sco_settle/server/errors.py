@@ -19,6 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -152,6 +153,8 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (ServiceUnavailableError, "ledger_unavailable"),
     (StoreLockedError, "ledger_unavailable"),
     (StoreFormatError, "ledger_unavailable"),
+    # The database went away (a failover, a restart): retry; ``server.ha`` reconnects.
+    (psycopg.OperationalError, "ledger_unavailable"),
     (InvariantViolation, "internal_error"),
 )
 
