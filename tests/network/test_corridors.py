@@ -85,7 +85,8 @@ def test_network_facts_lists_sources_and_filters() -> None:
 
     everything = run()
     assert {fact["section"] for fact in everything} == {
-        "countries", "participants", "correspondent_links", "swap_lines", "fx_providers"
+        "countries", "participants", "correspondent_links", "swap_lines", "fx_providers",
+        "payment_service_providers",
     }  # fmt: skip
     srva = [f for f in everything if f["subject"] == "UCBAINBB holds INR for GAZPRUMM"]
     assert srva and any(s.startswith("rbi_circ_2022: https://") for s in srva[0]["sources"])

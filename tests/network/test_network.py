@@ -115,9 +115,10 @@ def test_bank_of_xinjiang_is_synthetic_uncertain_with_seven_correspondents(sco: 
     bank = sco.participant(BANK_OF_XINJIANG)
     assert bank.synthetic_bic and bank.uncertain and bank.note
     assert bank.bic[7] == "0"  # ISO 9362 test form: never a live BIC.
-    # The only other synthetic id: Bank of Kunlun (no BIC found; China-Iran channel).
+    # The only other synthetic ids: Bank of Kunlun (no BIC found; China-Iran channel) and
+    # Octobank (Alipay+'s Uzbek partner, no BIC found).
     others = {p.bic for p in sco.participants if p.synthetic_bic} - {BANK_OF_XINJIANG}
-    assert others == {"KUNLCNB0"}
+    assert others == {"KUNLCNB0", "OCTBUZ20"}
     assert all(sco.participant(bic).uncertain for bic in others)
     links = [link for link in sco.correspondent_links if link.holder == BANK_OF_XINJIANG]
     assert len(links) == 7
@@ -160,7 +161,7 @@ def test_ledger_accounts_follow_the_key_scheme(sco: Network) -> None:
     accounts = sco.ledger_accounts()
     # 119 before the corridor channels of 2026-12-01, 149 before the FX providers' income
     # accounts and the swap lines' facility and interest accounts.
-    assert len(accounts) == 270
+    assert len(accounts) == 270 + len(PSP_SETTLEMENT_BANKS)
     for account in accounts:
         assert KEY_PATTERN.match(account.ref), account.ref
         assert account.id == account_id_for_key(account.ref)
@@ -218,6 +219,8 @@ def _first_edition(key: AccountKey, network: Network) -> bool:
     added |= {("ICBKCNBJ", "ICBKRUMM"), ("ICBKCNBJ", "ICBKPKKA")}
     if key.owner in CORRIDOR_CHANNELS or key.counterparty in CORRIDOR_CHANNELS:
         return False
+    if key.owner in PSP_SETTLEMENT_BANKS:
+        return False  # payment-service providers' settlement banks (2026-12)
     if key.kind in (AccountKeyKind.FX_INCOME, AccountKeyKind.SWAP_INTEREST):
         return False  # FX providers and swap-line tranches (2026-12-07)
     if key.kind is AccountKeyKind.SETTLEMENT and key.owner in {*SWAP_SIZES, "PBOCCNBJ"}:
@@ -225,6 +228,8 @@ def _first_edition(key: AccountKey, network: Network) -> bool:
     return (key.counterparty, key.owner) not in added
 
 
+# Banks added as payment-service providers' settlement banks, one settlement account each.
+PSP_SETTLEMENT_BANKS = {"CASPKZKA", "SPRBTJ22", "IBTKTJ22", "OCTBUZ20"}
 PINNED_ACCOUNTS_DIGEST = "ba38f6d255f01a4cf7252608467a6aa653d629ca487e0010f21f057801340997"
 PINNED_OPENINGS_DIGEST = "0656080db6d5613b008a1b2039427920c7f8a22e0095467a2fa24f328ec1368a"
 
@@ -261,7 +266,7 @@ def test_opening_transfers_come_from_issuance_and_balance_per_currency(sco: Netw
     credits: dict[str, int] = defaultdict(int)
     transfers = sco.opening_transfers()
     # Every commercial bank and every vostro is funded (32 + 7 before the corridor channels).
-    assert len(transfers) == 46 + 23
+    assert len(transfers) == 46 + 23 + len(PSP_SETTLEMENT_BANKS)
     for transfer in transfers:
         debit, credit = by_id[transfer.debit_account], by_id[transfer.credit_account]
         assert debit.currency == credit.currency

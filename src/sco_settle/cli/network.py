@@ -1,13 +1,15 @@
 """``sco-settle network facts``: every fact of a network file with its sources and certainty.
 
 A user can see what the network rests on and what is assumed: each country, participant,
-correspondent link and swap line, whether the reference marks it uncertain, its note, and the
+correspondent link, swap line, FX provider and payment-service provider (its business in each
+country and its settlement banks), whether the reference marks it uncertain, its note, and the
 sources it cites (keys resolved to their URLs from the file's ``sources`` table).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Annotated
 
@@ -15,14 +17,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sco_settle.network.model import Network
+from sco_settle.network.model import Network, PaymentServiceProvider
 
 
 @dataclass(frozen=True)
 class Fact:
     """One entry of the network file, as the ``facts`` command lists it."""
 
-    section: str  # countries, participants, correspondent_links, swap_lines, fx_providers
+    section: str  # countries, participants, correspondent_links, swap_lines, fx_providers,
+    # payment_service_providers
     subject: str  # what the entry is about, e.g. "UCBAINBB holds INR for GAZPRUMM"
     countries: tuple[str, ...]
     uncertain: bool
@@ -69,6 +72,40 @@ def facts(network: Network) -> list[Fact]:
              (country(p.bic), *(p.clients or ())), p.uncertain, p.note or "", sourced(p.sources))
         for p in network.fx_providers
     ]  # fmt: skip
+    for psp in network.payment_service_providers:
+        found += _psp_facts(network, psp, sourced)
+    return found
+
+
+def _psp_facts(
+    network: Network,
+    psp: PaymentServiceProvider,
+    sourced: Callable[[tuple[str, ...]], tuple[str, ...]],
+) -> list[Fact]:
+    """A payment-service provider, its business in each country and its settlement banks."""
+    section = "payment_service_providers"
+    countries = tuple(dict.fromkeys([psp.country, *(op.country for op in psp.operations)]))
+    found = [
+        Fact(section, f"{psp.id}: {psp.name} ({psp.channel.value}; {psp.operator})", countries,
+             psp.uncertain, psp.note or "", sourced(psp.sources))
+    ]  # fmt: skip
+    for op in psp.operations:
+        dates = "".join(
+            f" {word} {date}" for word, date in (("since", op.since), ("until", op.until)) if date
+        )
+        partners = f" (with {', '.join(op.partners)})" if op.partners else ""
+        subject = f"{psp.name} in {op.country}: {op.status.value}{dates}{partners}"
+        found.append(
+            Fact(section, subject, (op.country,), op.uncertain, op.note or "", sourced(op.sources))
+        )
+    for bank in psp.settlement_banks:
+        role = "principal " if psp.principal_bank(bank.currency) == bank.bic else ""
+        participant = network.participant(bank.bic)
+        subject = f"{psp.name} settles {bank.currency} at {role}bank {bank.bic} {participant.name}"
+        found.append(
+            Fact(section, subject, (participant.country,), bank.uncertain, bank.note or "",
+                 sourced(bank.sources))
+        )  # fmt: skip
     return found
 
 

@@ -99,6 +99,58 @@ def _summary(outcome: Outcome, console: Console) -> None:
     console.print(table)
 
 
+def _compare(
+    days: int,
+    seed: int,
+    shares: tuple[str | None, str | None],
+    psp: bool,
+    specs: tuple[str, ...],
+    out: Path,
+) -> None:
+    """``simulate --compare``: run the comparison with progress bars, write its report
+    (``--scenario`` specs replace the default stresses; docs/simulator.md, "Comparing modes")."""
+    from sco_settle.sim.compare import CompareOptions, run_comparison
+    from sco_settle.sim.compare_report import write_comparison
+    from sco_settle.sim.run import ScenarioError
+    from sco_settle.sim.stress import DEFAULT_STRESSES
+
+    options = CompareOptions(
+        days=days,
+        seed=seed,
+        scale=None if shares[0] is None else _fraction(shares[0], "--scale", at_most_one=False),
+        national_share=None
+        if shares[1] is None
+        else _fraction(shares[1], "--national-share", at_most_one=True),
+        retail=psp,
+        stresses=specs or DEFAULT_STRESSES,
+    )
+    console = Console(soft_wrap=True)
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar:
+        runs = bar.add_task("runs", total=None)
+        minutes = bar.add_task("simulated minutes", total=None)
+
+        def progress(label: str, number: int, total_runs: int, done: int, total: int) -> None:
+            bar.update(runs, description=f"run {label}", completed=number - 1, total=total_runs)
+            bar.update(minutes, completed=done, total=total)
+
+        try:
+            comparison = run_comparison(options, progress)
+        except ScenarioError as error:
+            raise typer.BadParameter(str(error), param_hint="--scenario") from error
+    files = write_comparison(comparison, out)
+    for run in comparison.runs:
+        if not run.ledger_verified:
+            console.print(f"ledger ({run.label}): {run.verify_text}")
+    console.print(
+        f"Compared {len(comparison.runs)} runs; wrote {len(files)} files to {out}/"
+        f" (open {out / 'compare.html'}) in {time.perf_counter() - started:.1f} s."
+    )
+    if not all(run.ledger_verified for run in comparison.runs):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` command to ``app``."""
     app.command()(simulate)
@@ -124,8 +176,16 @@ def simulate(
         str | None,
         typer.Option(help="Share of every corridor paid in national currencies (0..1)."),
     ] = None,
+    psp: Annotated[
+        bool, typer.Option(help="Payment-service providers' retail flows, netted and settled.")
+    ] = True,
+    compare: Annotated[
+        bool, typer.Option(help="Every mode and stress on one workload: one report (docs).")
+    ] = False,
 ) -> None:
     """Simulate calibrated SCO trade payments; write CSV, PNG and a summary."""
+    if compare:  # --mode and --db do not apply: every mode runs, in memory.
+        return _compare(days, seed, (scale, national_share), psp, tuple(scenario or ()), out)
     from sco_settle.network import load_network
     from sco_settle.payments.modes import Mode
     from sco_settle.sim import ScenarioError, SimOptions, parse_scenario
@@ -149,6 +209,7 @@ def simulate(
         db=db,
         scenario=stress,
         scenario_specs=specs,
+        retail=psp,
     )
     console = Console(soft_wrap=True)
     started = time.perf_counter()

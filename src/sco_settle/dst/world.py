@@ -100,6 +100,9 @@ def subnetwork(network: Network, countries: tuple[str, ...]) -> Network:
             limits = {k: v for k, v in provider["dealing_limit"].items() if k in dealt}
             providers.append({**provider, "pairs": pairs, "dealing_limit": limits})
     document["fx_providers"] = providers
+    # Payment-service providers settle retail flows the simulator adds, not the DST workload;
+    # a small world keeps none (their countries and banks are mostly outside it).
+    document["payment_service_providers"] = []
     return Network.model_validate(document)
 
 

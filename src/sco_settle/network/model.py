@@ -13,6 +13,8 @@ Invariants (checked by ``Network``'s validator; a ``Network`` that exists satisf
 - Every amount is exact in its currency's minor units and fits in ``AMOUNT_MAX``.
 - Every account key is unique, so every derived account id is unique.
 - Every fact marked ``uncertain`` carries a ``note`` saying what is uncertain.
+- Every payment-service provider's settlement bank is a participant holding an account in the
+  currency it settles, and every currency a provider operates in has one.
 """
 
 from __future__ import annotations
@@ -459,6 +461,90 @@ class FxProviderEntry(_Entry):
         return 0 if amount is None else minor_units_of(amount, currency_code)
 
 
+class PspChannel(enum.StrEnum):
+    CARD = "card"  # a card scheme: issuers' cardholders pay at acquirers' merchants
+    WALLET = "wallet"  # a mobile wallet or QR network
+
+
+class PspOperationStatus(enum.StrEnum):
+    """How far a payment-service provider's business in one country has got."""
+
+    ACTIVE = "active"  # cards issued or accepted, or wallets accepted: payments flow
+    PLANNED = "planned"  # announced (cards to be issued, a launch), not known to be operating
+    NEGOTIATING = "negotiating"  # talks reported, nothing signed
+    MOU = "mou"  # a memorandum of understanding signed; not operating yet
+    EXITED = "exited"  # it operated there and stopped (``until``)
+
+
+# A payment-service provider's identifier in the network file (it has no BIC of its own here).
+PspId = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+
+
+class PspOperation(_Entry):
+    """A provider's business in one country, with its status and dates (year is enough)."""
+
+    country: CountryCode
+    status: PspOperationStatus
+    since: PartialDate | None = None
+    until: PartialDate | None = None  # when it stopped (EXITED), or when a status ended
+    # Institutions the sources name for it there (issuers, acquirers, a national switch).
+    partners: tuple[Text, ...] = ()
+    uncertain: StrictBool = False
+    note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
+
+    def operating_on(self, day: dt.date) -> bool:
+        """Payments flowed on ``day``: active or (before its exit) exited, started (or no start
+        known) and not ended."""
+        if self.status not in (PspOperationStatus.ACTIVE, PspOperationStatus.EXITED):
+            return False
+        started = self.since is None or _first_day(self.since) <= day
+        return started and (self.until is None or day < _first_day(self.until))
+
+
+class PspSettlementBank(_Entry):
+    """A bank through whose account at the central bank a provider settles one currency."""
+
+    currency: CurrencyCode
+    bic: Bic
+    uncertain: StrictBool = False
+    note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
+
+
+class PaymentServiceProvider(_Entry):
+    """A card scheme or wallet operator whose retail payments settle through banks' accounts.
+
+    It holds no account in the network: its net obligations settle as interbank payments between
+    its settlement banks. For each currency, the first bank listed is its principal settlement
+    bank (cross-border settlement goes through it; the others settle with it domestically).
+    """
+
+    id: PspId
+    name: Text
+    operator: Text  # the company that runs it
+    country: CountryCode  # home country
+    channel: PspChannel
+    operations: tuple[PspOperation, ...] = ()
+    settlement_banks: tuple[PspSettlementBank, ...] = ()
+    uncertain: StrictBool = False
+    note: Text | None = None
+    sources: tuple[SourceKey, ...] = ()
+
+    def banks_for(self, currency_code: str) -> tuple[str, ...]:
+        """The settlement banks in ``currency_code``, principal first (empty if none)."""
+        return tuple(bank.bic for bank in self.settlement_banks if bank.currency == currency_code)
+
+    def principal_bank(self, currency_code: str) -> str:
+        banks = self.banks_for(currency_code)
+        if not banks:
+            raise KeyError(f"payment-service provider {self.id!r} settles no {currency_code}")
+        return banks[0]
+
+    def operating_in(self, country: str, day: dt.date) -> bool:
+        return any(op.country == country and op.operating_on(day) for op in self.operations)
+
+
 class NetworkProblems(ValueError):
     """Cross-reference problems found in a network, each with its location in the document."""
 
@@ -480,6 +566,7 @@ class Network(_Entry):
     swap_lines: tuple[SwapLine, ...] = ()
     swap_line_policy: SwapLinePolicy = SwapLinePolicy()
     fx_providers: tuple[FxProviderEntry, ...] = ()
+    payment_service_providers: tuple[PaymentServiceProvider, ...] = ()
     # Source key -> where the fact comes from (a URL, or a dataset and its version).
     sources: dict[SourceKey, Text] = Field(default_factory=dict)
 
@@ -737,6 +824,8 @@ def entry_label(section: str, index: int, entry: object) -> str:
         return link_label(field("holder"), field("owner"), field("currency"))
     if section == "swap_lines" and field("central_banks") is not None:
         return swap_line_label(field("central_banks"))
+    if section == "payment_service_providers" and isinstance(field("id"), str):
+        return psp_label(field("id"))
     return f"{section}[{index}]"
 
 
@@ -751,6 +840,7 @@ def _network_problems(network: Network) -> Iterator[Problem]:
     yield from _uncertain_problems(network)
     yield from _issuance_total_problems(network)
     yield from _source_problems(network)
+    yield from _psp_problems(network)
 
 
 def _source_problems(network: Network) -> Iterator[Problem]:
@@ -1032,3 +1122,91 @@ def _issuance_total_problems(network: Network) -> Iterator[Problem]:
                 f"{AMOUNT_MAX} minor units, the most one issuance account can record"
             )
             yield loc, message
+
+
+def psp_label(psp_id: object) -> str:
+    return f"payment-service provider {psp_id!r}"
+
+
+def _psp_problems(network: Network) -> Iterator[Problem]:
+    """Payment-service providers: unique ids, known countries, dates in order, settlement banks
+    that exist and hold the currency, a settlement bank for every currency they operate in, and
+    (like every entry) a note on each uncertain fact and only sources in the table."""
+    seen: set[str] = set()
+    for index, psp in enumerate(network.payment_service_providers):
+        loc: Loc = ("payment_service_providers", index)
+        label = psp_label(psp.id)
+        if psp.id in seen:
+            yield (*loc, "id"), f"{label}: duplicate id"
+        seen.add(psp.id)
+        home = network.countries_by_code.get(psp.country)
+        if home is None:
+            yield (*loc, "country"), f"{label}: country {psp.country!r} is not in countries"
+        elif _operates(psp) and not psp.banks_for(home.currency):
+            message = f"{label}: it operates but has no settlement bank in {home.currency}"
+            yield (*loc, "settlement_banks"), message
+        yield from _psp_operation_problems(network, psp, loc)
+        yield from _psp_bank_problems(network, psp, loc)
+        yield from _fact_problems(network, loc, label, psp)
+
+
+def _operates(psp: PaymentServiceProvider) -> bool:
+    return any(operation.status is PspOperationStatus.ACTIVE for operation in psp.operations)
+
+
+def _psp_operation_problems(
+    network: Network, psp: PaymentServiceProvider, loc: Loc
+) -> Iterator[Problem]:
+    label = psp_label(psp.id)
+    for number, operation in enumerate(psp.operations):
+        where: Loc = (*loc, "operations", number)
+        country = network.countries_by_code.get(operation.country)
+        if country is None:
+            yield (*where, "country"), f"{label}: country {operation.country!r} is not in countries"
+            continue
+        since, until = operation.since, operation.until
+        if since is not None and until is not None and _first_day(until) < _first_day(since):
+            yield (*where, "until"), f"{label}: in {country.code}, until {until} is before {since}"
+        if operation.status is PspOperationStatus.EXITED and until is None:
+            yield (*where, "until"), f"{label}: an exit from {country.code} needs its date (until)"
+        active = operation.status is PspOperationStatus.ACTIVE and until is None
+        if active and not psp.banks_for(country.currency):
+            message = (
+                f"{label}: it operates in {country.code} but has no settlement bank in "
+                f"{country.currency}"
+            )
+            yield (*where, "status"), message
+        yield from _fact_problems(network, where, label, operation)
+
+
+def _psp_bank_problems(
+    network: Network, psp: PaymentServiceProvider, loc: Loc
+) -> Iterator[Problem]:
+    label = psp_label(psp.id)
+    seen: set[tuple[str, str]] = set()
+    for number, bank in enumerate(psp.settlement_banks):
+        where: Loc = (*loc, "settlement_banks", number)
+        if (bank.currency, bank.bic) in seen:
+            yield where, f"{label}: settlement bank {bank.bic} ({bank.currency}) listed twice"
+        seen.add((bank.currency, bank.bic))
+        if bank.bic not in network.participants_by_bic:
+            yield (*where, "bic"), f"{label}: settlement bank {bank.bic!r} is not a participant"
+        elif bank.currency not in currencies_held(network, bank.bic):
+            message = f"{label}: settlement bank {bank.bic} holds no {bank.currency} account"
+            yield (*where, "currency"), message
+        yield from _fact_problems(network, where, label, bank)
+
+
+def _fact_problems(
+    network: Network,
+    loc: Loc,
+    label: str,
+    entry: PaymentServiceProvider | PspOperation | PspSettlementBank,
+) -> Iterator[Problem]:
+    """An uncertain fact says what is uncertain; every source it cites is in the table."""
+    if entry.uncertain and entry.note is None:
+        message = f"{label}: an uncertain fact needs a note saying what is uncertain"
+        yield (*loc, "uncertain"), message
+    for key in entry.sources:
+        if key not in network.sources:
+            yield (*loc, "sources"), f"{label}: source {key!r} is not in sources"

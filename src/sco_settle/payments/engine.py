@@ -111,6 +111,13 @@ class EngineSettings:
     # priority is queued. ``fifo_bypass`` lets the LSM's pairwise offsetting and gridlock
     # resolution settle queued payments out of that order (a deployment's documented choice).
     fifo_bypass: bool = False
+    # The LSM also settles sets of queued cross-currency payments together (``payments.lsm_fx``).
+    lsm_fx_offsetting: bool = True
+    # RTGS: whether a liquidity-saving cycle may settle queued payments together (bilateral
+    # offsetting, gridlock resolution, cross-currency offsetting). False leaves a plain FIFO
+    # queue retried in order: the baseline against which the simulator measures what the
+    # mechanism itself saves.
+    liquidity_saving: bool = True
     # One payer's share of the queue: beyond it, its own payments are refused (AM04), so no
     # participant can fill the queue (or slow every liquidity-saving pass) for the others.
     queue_max_per_payer: int = 5_000
@@ -189,6 +196,7 @@ class EngineStats:
     settled_from_queue: int = 0
     settled_by_offsetting: int = 0
     settled_by_gridlock: int = 0
+    settled_by_fx_offsetting: int = 0  # cross-currency LSM sets (``payments.lsm_fx``)
     settled_in_cycles: int = 0
     deferred_in_cycles: int = 0
     queue_delays_ns: list[int] = field(default_factory=list)

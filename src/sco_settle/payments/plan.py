@@ -71,10 +71,12 @@ def return_leg_id(payment_id: str, position: int) -> int:
     return transfer_id_for(f"payment:{payment_id}:return:{position}")
 
 
-def lsm_ids(payment_id: str) -> tuple[int, int]:
-    """(debit, credit): the two transfers that settle ``payment_id`` in an LSM chain."""
-    key = f"payment:{payment_id}"
-    return transfer_id_for(f"{key}:lsm:debit"), transfer_id_for(f"{key}:lsm:credit")
+def lsm_ids(payment_id: str, position: int = 0) -> tuple[int, int]:
+    """(debit, credit): the two transfers through the clearing account that settle leg
+    ``position`` of ``payment_id`` in an LSM chain (a one-currency payment has one leg, 0; a
+    cross-currency one, ``payments.lsm_fx``, one per booking of its route)."""
+    key = f"payment:{payment_id}:lsm" + (f":{position}" if position else "")
+    return transfer_id_for(f"{key}:debit"), transfer_id_for(f"{key}:credit")
 
 
 AccountLookup = Callable[[AccountKey], int | None]

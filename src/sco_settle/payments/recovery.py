@@ -91,17 +91,22 @@ def _prefix_chain(found: Mapping[int, Transfer], ids: list[int]) -> tuple[Transf
 def find_chain(payment_id: str, lookup: TransferLookup) -> FoundChain | None:
     """The chain the engine applied to settle ``payment_id`` (gross or by the LSM), or None."""
     gross = [leg_id(payment_id, position) for position in range(CHAIN_LEGS_MAX)]
-    debit, credit = lsm_ids(payment_id)
-    found = lookup([*gross, debit, credit])
+    pairs = [lsm_ids(payment_id, position) for position in range(CHAIN_LEGS_MAX)]
+    found = lookup([*gross, *(i for pair in pairs for i in pair)])
     if gross[0] in found:
         chain = _prefix_chain(found, gross)
         if chain is None:
             raise ForeignChain(f"payment {payment_id!r}: its ledger chain is broken")
         return FoundChain(chain, lsm=False)
-    if debit in found or credit in found:
-        if debit not in found or credit not in found:
-            raise ForeignChain(f"payment {payment_id!r}: half of its LSM settlement is missing")
-        return FoundChain((found[debit], found[credit]), lsm=True)
+    if pairs[0][0] in found or pairs[0][1] in found:
+        lsm_chain: list[Transfer] = []
+        for debit, credit in pairs:  # Each leg's pair, (debit, credit), up to the first absent.
+            if debit not in found and credit not in found:
+                break
+            if debit not in found or credit not in found:
+                raise ForeignChain(f"payment {payment_id!r}: half of an LSM leg is missing")
+            lsm_chain += (found[debit], found[credit])
+        return FoundChain(tuple(lsm_chain), lsm=True)
     return None
 
 
@@ -341,7 +346,7 @@ def _record_problem(
     legs = tuple(i for i in outcome.transfer_ids if found[i].code != CODE_RETURN)  # no return
     if not legs:
         return "no settlement leg"
-    lsm = legs == lsm_ids(payment.payment_id)
+    lsm = legs[0] == lsm_ids(payment.payment_id)[0]  # one pair per leg (``payments.lsm_fx``)
     if not lsm and legs[0] != leg_id(payment.payment_id, 0):
         return "its first leg is not the payment's own"
     chain = FoundChain(tuple(found[i] for i in legs), lsm=lsm)

@@ -4,8 +4,10 @@ A payment settles gross at once when its route has liquidity, else it waits in t
 (urgent before normal, FIFO within each payer and priority). A cycle is one pass of the
 liquidity-saving mechanism over the selected queued payments: retry in order of service (a
 payer's blocked head holds back its later ones), then bilateral offsetting, then gridlock
-resolution with the partial-netting heuristic (``payments.gridlock``). Each settlement is a ledger
-chain, so the queue never settles beyond available liquidity.
+resolution with the partial-netting heuristic (``payments.gridlock``), both among payments
+between settlement-account holders in one currency, then cross-currency offsetting of the
+others (``payments.lsm_fx``, unless ``EngineSettings.lsm_fx_offsetting`` is off). Each
+settlement is a ledger chain, so the queue never settles beyond available liquidity.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import Transfer
 from sco_settle.ledger import InvariantViolation
 from sco_settle.ledger.state_machine import AccountState
-from sco_settle.payments import gridlock
+from sco_settle.payments import gridlock, lsm_fx
 from sco_settle.payments.model import Payment, PaymentOutcome, PaymentRejected, PaymentStatus
 from sco_settle.payments.modes import CycleReport, Entry, Events, register
 from sco_settle.payments.plan import CODE_LSM, LINKED, lsm_ids
@@ -43,6 +45,7 @@ class RealTimeGross:
 
     def __init__(self) -> None:
         self._nostro_holders: set[tuple[str, str]] | None = None
+        self._fx_offsetting = lsm_fx.CrossCurrencyOffsetting()
 
     def on_accepted(
         self, engine: PaymentEngine, payment: Payment, events: Events
@@ -60,11 +63,19 @@ class RealTimeGross:
     ) -> tuple[CycleReport, list[Entry]]:
         engine.view.invalidate()
         entries = self._retry_queue(engine, selection)
-        if engine.settings.fifo_bypass:  # Pairwise offsetting may settle out of FIFO order.
+        saving = engine.settings.liquidity_saving
+        if saving and engine.settings.fifo_bypass:  # Offsetting may settle out of FIFO order.
             entries += self._resolve_gridlock(
                 engine, selection, gridlock.bilateral_offsetting, "offsetting"
             )
-        entries += self._resolve_gridlock(engine, selection, gridlock.partial_netting, "gridlock")
+        if saving:
+            entries += self._resolve_gridlock(
+                engine, selection, gridlock.partial_netting, "gridlock"
+            )
+        if saving and engine.settings.lsm_fx_offsetting:
+            entries += self._fx_offsetting.run(
+                engine, selection, lambda payment: self._one_currency(engine, payment)
+            )
         report = CycleReport(
             self.cycle_kind,
             settled=sum(1 for e in entries if e[1].status is PaymentStatus.SETTLED),
@@ -131,9 +142,7 @@ class RealTimeGross:
             payment, level = queued.payment, queued.rank[0]
             if level >= stopped.get(payment.debtor_agent, 2) and not engine.settings.fifo_bypass:
                 continue
-            if payment.currency == payment.creditor_currency and self._domestic_accounts(
-                engine, payment
-            ):
+            if self._one_currency(engine, payment):
                 by_currency[payment.currency].append(queued)
             else:  # It cannot settle here, so neither may the payer's later payments.
                 stopped[payment.debtor_agent] = min(level, stopped.get(payment.debtor_agent, 2))
@@ -166,7 +175,12 @@ class RealTimeGross:
             entries += self._settle_simultaneously(engine, code, chosen, counter_name)
         return entries
 
-    def _domestic_accounts(self, engine: PaymentEngine, payment: Payment) -> bool:
+    def _one_currency(self, engine: PaymentEngine, payment: Payment) -> bool:
+        """Whether the one-currency passes take ``payment``: one currency, between two holders
+        of settlement accounts in it other than its central bank (``payments.lsm_fx`` takes the
+        rest)."""
+        if payment.currency != payment.creditor_currency:
+            return False
         code = payment.currency
         return all(
             engine.view.account_id(AccountKey.settlement(bic, code)) is not None
@@ -251,8 +265,8 @@ register(RealTimeGross.name, RealTimeGross)
 
 
 def _settlement_state(engine: PaymentEngine, bic: str, code: str) -> AccountState:
-    """``bic``'s settlement account in ``code`` (the LSM only takes payments between members
-    that have one: ``_domestic_accounts``)."""
+    """``bic``'s settlement account in ``code`` (the one-currency passes only take payments
+    between members that have one: ``_one_currency``)."""
     account_id = engine.view.account_id(AccountKey.settlement(bic, code))
     state = engine.ledger.lookup_account(account_id) if account_id is not None else None
     if state is None:

@@ -147,6 +147,21 @@ class UnionBook:
             is not None
             and engine.view.account_id(AccountKey.settlement(payment.creditor_agent, target))
             is not None
+            and not self.stressed_out(engine, payment)
+        )
+
+    def stressed_out(self, engine: PaymentEngine, payment: Payment) -> bool:
+        """The engine's stress scenario refuses the union's route for ``payment``: one of its
+        banks or central banks is suspended, or its states' corridor is cut. Such a payment is
+        left to the ordinary route, whose routing refuses it (AG01), as in every other mode."""
+        scenario = engine.scenario
+        network = engine.view.network
+        payer = network.participant(payment.debtor_agent).country
+        payee = network.participant(payment.creditor_agent).country
+        banks = {payment.debtor_agent, payment.creditor_agent}
+        banks |= {self.member_of[payment.currency], self.member_of[payment.creditor_currency]}
+        return bool(banks & scenario.suspended) or any(
+            {payer, payee} == set(pair) for pair in scenario.corridor_cuts
         )
 
     def prices(self, engine: PaymentEngine) -> UnitPrices:

@@ -94,6 +94,29 @@ class Workload:
 
 
 @dataclass(frozen=True, slots=True)
+class RetailFlow:
+    """One provider's retail payments in one direction: cardholders or wallet users of
+    ``payer`` paying merchants of ``payee`` (an assumption, like every retail figure)."""
+
+    provider: str  # a payment-service provider's id in the network file
+    payer: str  # country
+    payee: str  # country
+    per_day: int  # payments per simulated day at scale 1
+
+
+@dataclass(frozen=True, slots=True)
+class RetailCalibration:
+    """The payment-service providers' retail flows (``sim/retail.py``)."""
+
+    size_median_usd: int
+    size_sigma: float  # a distribution parameter for numpy, not money
+    size_max_usd: int
+    cycle_cutoff_minute: int  # the daily cycle's cut-off: its settlement payments go in then
+    settlement_only_banks: frozenset[str]  # banks the trade workload leaves out
+    flows: tuple[RetailFlow, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Calibration:
     business_days: int
     usd_cny: Fraction
@@ -101,6 +124,7 @@ class Calibration:
     totals_usd_bn: dict[str, Fraction]
     corridors: tuple[Corridor, ...]
     workload: Workload
+    retail: RetailCalibration | None = None  # None: no retail flows
 
     def national_share(self, corridor: Corridor, override: Fraction | None = None) -> Fraction:
         if override is not None:
@@ -158,6 +182,7 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         },
         corridors=corridors,
         workload=_workload(document["workload"]),
+        retail=None if document.get("retail") is None else _retail(document["retail"]),
     )
 
 
@@ -219,6 +244,33 @@ def _workload(entry: dict) -> Workload:
     return workload
 
 
+def _retail(entry: dict) -> RetailCalibration:
+    size = entry["payment_size_usd"]
+    flows = tuple(
+        RetailFlow(str(f["provider"]), str(f["payer"]), str(f["payee"]), int(f["per_day"]))
+        for f in entry["flows"]
+    )
+    retail = RetailCalibration(
+        size_median_usd=int(size["median"]),
+        size_sigma=float(size["sigma"]),
+        size_max_usd=int(size["max"]),
+        cycle_cutoff_minute=int(entry["cycle_cutoff_minute"]),
+        settlement_only_banks=frozenset(str(bic) for bic in entry.get("settlement_only_banks", ())),
+        flows=flows,
+    )
+    if not 0 < retail.size_median_usd <= retail.size_max_usd:
+        raise CalibrationError("retail.payment_size_usd: need 0 < median <= max")
+    if not 0 <= retail.cycle_cutoff_minute < 24 * 60:
+        raise CalibrationError("retail.cycle_cutoff_minute must lie in 0 .. 1439")
+    for flow in flows:
+        if flow.payer == flow.payee or flow.per_day < 0:
+            raise CalibrationError(f"retail flow {flow}: two countries and per_day >= 0")
+    keys = [(f.provider, f.payer, f.payee) for f in flows]
+    if len(set(keys)) != len(keys):
+        raise CalibrationError("retail.flows: a provider and direction is listed twice")
+    return retail
+
+
 class Rates:
     """Exact mid rates with CNY as the hub: USD -> any currency, any currency -> CNY."""
 
@@ -256,6 +308,17 @@ class Rates:
             * self.usd_cny
             * self.cny_per[code]
             * 10 ** currency(code).minor_units
+        )
+        return value.numerator // value.denominator
+
+    def convert_minor(self, minor: int, source: str, target: str) -> int:
+        """``minor`` of ``source`` as minor units of ``target`` at the mid (floored, exact)."""
+        assert isinstance(minor, int), minor
+        value = (
+            Fraction(minor, 10 ** currency(source).minor_units)
+            / self.cny_per[source]
+            * self.cny_per[target]
+            * 10 ** currency(target).minor_units
         )
         return value.numerator // value.denominator
 

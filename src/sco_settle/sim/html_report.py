@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -111,6 +112,17 @@ SPECS: dict[str, FileSpec] = {
     "tranches": FileSpec(
         COLUMNS["tranches"],
         ("day", "principal_minor", "interest_minor_in_drawer_currency"),
+        required=False,
+    ),
+    # Written when the run carried payment-service providers' retail flows.
+    "psp": FileSpec(
+        COLUMNS["psp"],
+        tuple(column for column in COLUMNS["psp"] if column != "provider"),
+        required=False,
+    ),
+    "psp_pairs": FileSpec(
+        COLUMNS["psp_pairs"],
+        tuple(column for column in COLUMNS["psp_pairs"] if column == "day" or "_minor" in column),
         required=False,
     ),
 }
@@ -642,6 +654,53 @@ def cycle_section(run: Run, prefix: str) -> Section | None:
     )
 
 
+def psp_section(run: Run, prefix: str) -> Section | None:
+    """Per payment-service provider: the gross value of its retail payments against what its
+    settlement payments carried through the network after netting."""
+    table = run.tables.get("psp")
+    if table is None:
+        return None
+    gross: dict[str, int] = defaultdict(int)
+    settled: dict[str, int] = defaultdict(int)
+    for row in table.records():
+        gross[row["provider"]] += int(row["gross_value_cny_minor"])
+        settled[row["provider"]] += int(row["net_settled_value_cny_minor"])
+    labels = sorted(gross)
+    figure = _figure(
+        [
+            _trace(
+                "retail, gross", labels, [_cny_m(gross[p]) for p in labels], EOD, horizontal=True
+            ),
+            _trace(
+                "settled, net",
+                labels,
+                [_cny_m(settled[p]) for p in labels],
+                SETTLED,
+                horizontal=True,
+            ),
+        ],
+        value_title="value, CNY m (mid-rate equivalent)",
+        bars=len(labels),
+    )
+    label = (
+        "Per payment-service provider: retail value (gross) and what settled through the network."
+    )
+    section = Section(
+        f"{prefix}psp",
+        "Payment-service providers",
+        "Card and wallet payments are netted per provider and currency pair in a daily cycle; only"
+        " the net crosses the network, as interbank payments between the provider's settlement"
+        " banks (sim/retail.py). Counts and sizes are simulation assumptions (calibration.yaml).",
+        [Chart(f"{prefix}chart-psp", label, figure)],
+        [html_table(table, f"{prefix}psp-table", "psp.csv: counts and CNY fen")],
+    )
+    pairs = run.tables.get("psp_pairs")
+    if pairs is not None:
+        caption = "psp_pairs.csv: minor units of the local currency"
+        section.tables.append(html_table(pairs, f"{prefix}psp-pairs-table", caption))
+    return section
+
+
 def calibration_section(run: Run, prefix: str) -> Section:
     caption = "calibration.csv: yearly trade in USD bn, daily value in US cents"
     return Section(
@@ -669,6 +728,9 @@ def run_sections(run: Run) -> list[Section]:
     cycles = cycle_section(run, prefix)
     if cycles is not None:
         sections.append(cycles)
+    psp = psp_section(run, prefix)
+    if psp is not None:
+        sections.append(psp)
     sections.append(calibration_section(run, prefix))
     return sections
 

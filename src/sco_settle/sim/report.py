@@ -30,10 +30,12 @@ from itertools import pairwise
 from pathlib import Path
 
 from sco_settle.network import Network
-from sco_settle.payments.model import REASON_TEXT, PaymentStatus, Reason
+from sco_settle.payments.liquidity_use import SettledFlow, liquidity_by_day
+from sco_settle.payments.model import REASON_TEXT, AmountType, PaymentStatus, Reason
 from sco_settle.payments.modes import Mode
 from sco_settle.sim.calibration import Calibration, Rates
-from sco_settle.sim.run import EPOCH_NS, NS_PER_SECOND, SimResult
+from sco_settle.sim.retail import carried_local_minor
+from sco_settle.sim.run import EPOCH_NS, NS_PER_SECOND, Final, SimResult
 from sco_settle.sim.workload import CROSS_BORDER, DOMESTIC, SECONDS_PER_DAY, SimPayment
 
 DAY_NS = SECONDS_PER_DAY * NS_PER_SECOND
@@ -96,10 +98,16 @@ def build_report(
     if result.options.mode is Mode.DNS:
         tables["cycles"] = _cycles(result)
     tables["calibration"] = _calibration(result, calibration)
+    if result.retail_cycles:
+        tables["psp"], psp_metrics = _psp(result, meta)
+        tables["psp_pairs"] = _psp_pairs(result)
+    else:
+        psp_metrics = {}
     metrics = _headline(result, meta)
     for part in (liquidity_metrics, delay_metrics, swap_metrics, rejection_metrics):
         metrics.update(part)
     metrics.update(corridor_metrics)
+    metrics.update(psp_metrics)
     tables["summary"] = Table(COLUMNS["summary"], [(k, v) for k, v in metrics.items()])
     return Report(
         tables=tables,
@@ -218,6 +226,30 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "currency",
         "gross_minor",
         "net_minor",
+    ),
+    "psp": (
+        "day",
+        "provider",
+        "retail_payments",
+        "gross_value_cny_minor",
+        "net_value_cny_minor",
+        "netting_saving_cny_minor",
+        "netting_saving_bp",
+        "settlement_payments",
+        "settled",
+        "rejected",
+        "net_settled_value_cny_minor",
+    ),
+    "psp_pairs": (
+        "day",
+        "provider",
+        "hub_currency",
+        "local_currency",
+        "paid_local_minor",
+        "collected_local_minor",
+        "netted_local_minor",
+        "settled_in_local_minor",
+        "settled_out_of_local_minor",
     ),
     "calibration": (
         "corridor",
@@ -402,32 +434,32 @@ def _settled_groups(result: SimResult) -> Iterable[tuple[int, list[str]]]:
 def _liquidity_by_day(
     result: SimResult, meta: dict[str, SimPayment]
 ) -> dict[tuple[int, str], list[int]]:
-    """(day, currency) -> [gross, peak, net]: the definitions in the module docstring."""
-    cells: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    position: dict[tuple[str, str], int] = defaultdict(int)
-    peak: dict[tuple[int, str, str], int] = defaultdict(int)
-    current_day = -1
-    for day, group in _settled_groups(result):
-        if day != current_day:  # Intraday liquidity: positions restart every morning.
-            position.clear()
-            current_day = day
-        net: dict[tuple[str, str], int] = defaultdict(int)
-        for pid in group:
-            payment = meta[pid].payment
-            cells[(day, payment.currency)][0] += payment.amount_minor
-            net[(payment.debtor_agent, payment.currency)] -= payment.amount_minor
-            net[(payment.creditor_agent, payment.creditor_currency)] += result.finals[
-                pid
-            ].delivered_minor
-        for (bic, code), amount in sorted(net.items()):
-            position[(bic, code)] += amount
-            key = (day, bic, code)
-            peak[key] = max(peak[key], -position[(bic, code)])
-            if amount < 0:
-                cells[(day, code)][2] += -amount
-    for (day, _, code), value in peak.items():
-        cells[(day, code)][1] += value
-    return cells
+    """(day, currency) -> [gross, peak, net], as ``payments.liquidity_use`` defines them."""
+    settled = (
+        SettledFlow(
+            day,
+            result.finals[pid].settled_at,
+            meta[pid].payment.debtor_agent,
+            meta[pid].payment.currency,
+            _paid_minor(meta[pid], result.finals[pid]),
+            meta[pid].payment.creditor_agent,
+            meta[pid].payment.creditor_currency,
+            result.finals[pid].delivered_minor,
+        )
+        for day, group in _settled_groups(result)
+        for pid in group
+    )
+    return {
+        key: [use.gross_minor, use.peak_minor, use.net_minor]
+        for key, use in liquidity_by_day(settled).items()
+    }
+
+
+def _paid_minor(sim: SimPayment, final: Final) -> int:
+    """What the debtor agent paid: the amount, or for a fixed received amount what was sent."""
+    if sim.payment.amount_type is AmountType.RECEIVE:
+        return final.sent_minor
+    return sim.payment.amount_minor
 
 
 def _liquidity(
@@ -562,6 +594,57 @@ def _cycles(result: SimResult) -> Table:
             table.rows.append((*head, "", 0, 0))
         for code in sorted(gross):
             table.rows.append((*head, code, gross[code], net.get(code, 0)))
+    return table
+
+
+def _psp(result: SimResult, meta: dict[str, SimPayment]) -> tuple[Table, dict[str, int | str]]:
+    """Per day and payment-service provider: its retail payments, their gross value, what its
+    settlement payments carried (net) and what netting saved, and how those payments ended."""
+    settlements: dict[tuple[int, str], list[SimPayment]] = defaultdict(list)
+    for sim in meta.values():
+        if sim.provider:
+            settlements[(sim.day, sim.provider)].append(sim)
+    table = Table(COLUMNS["psp"])
+    totals: dict[str, int] = defaultdict(int)
+    for cycle in result.retail_cycles:
+        own = settlements.get((cycle.day, cycle.provider), [])
+        counts = _status_counts(own, result)
+        net = counts["submitted"][1]
+        saving = cycle.gross_value_cny_minor - net
+        gross = cycle.gross_value_cny_minor
+        saving_bp = saving * 10_000 // gross if gross else 0
+        outcomes = (len(own), counts["settled"][0], counts["rejected"][0], counts["settled"][1])
+        table.rows.append(
+            (cycle.day, cycle.provider, cycle.payments, gross, net, saving, saving_bp, *outcomes)
+        )
+        totals["psp_retail_payments"] += cycle.payments
+        totals["psp_gross_value_cny_minor"] += cycle.gross_value_cny_minor
+        totals["psp_settlement_payments"] += len(own)
+        totals["psp_settlement_settled"] += counts["settled"][0]
+        totals["psp_net_settled_value_cny_minor"] += counts["settled"][1]
+    return table, dict(totals)
+
+
+def _psp_pairs(result: SimResult) -> Table:
+    """Per day, provider and currency pair: the local side's gross, what netted out, and what
+    the cycle's cross-border settlement payment carried into or out of the local currency."""
+    table = Table(COLUMNS["psp_pairs"])
+    for cycle in result.retail_cycles:
+        for netting in cycle.nettings:
+            carried_in, carried_out = carried_local_minor(cycle.instructions, netting)
+            table.rows.append(
+                (
+                    cycle.day,
+                    cycle.provider,
+                    netting.hub_currency,
+                    netting.local_currency,
+                    netting.paid_local_minor,
+                    netting.collected_local_minor,
+                    netting.netted_local_minor,
+                    carried_in,
+                    carried_out,
+                )
+            )
     return table
 
 

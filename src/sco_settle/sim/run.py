@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -41,9 +41,13 @@ from sco_settle.payments.network_view import (
     load_rates,
     swap_line_utilisation,
 )
+from sco_settle.payments.plan import leg_id
 from sco_settle.payments.records import PaymentEvent, PaymentRecords, RecordEntry
 from sco_settle.payments.swap_lines import SwapLineDesk
+from sco_settle.payments.union import ClearingUnion
+from sco_settle.payments.union_config import UnionConfig
 from sco_settle.sim.calibration import Calibration, Rates, load_calibration
+from sco_settle.sim.fx_shock import FxShock, shocked
 from sco_settle.sim.liquidity import (
     LineDay,
     SwapLineOperator,
@@ -51,7 +55,8 @@ from sco_settle.sim.liquidity import (
     overnight_operations,
     reserve_levels,
 )
-from sco_settle.sim.workload import SECONDS_PER_DAY, SimPayment, generate_day
+from sco_settle.sim.retail import RetailCycle
+from sco_settle.sim.workload import SECONDS_PER_DAY, SimPayment, generate_day, psp_day
 
 NS_PER_SECOND = 1_000_000_000
 # The simulated clock starts at 2026-01-05T00:00:00Z (a Monday), as ns since the Unix epoch.
@@ -75,6 +80,13 @@ class SimOptions:
     db: Path | None = None  # None: in-memory ledger and payment records
     scenario: Scenario = field(default_factory=Scenario)
     scenario_specs: tuple[str, ...] = ()
+    retail: bool = True  # the payment-service providers' retail flows (calibration ``retail``)
+    # What a comparison varies on the same workload (``sim/compare.py``); defaults: the engine's.
+    liquidity_saving: bool = True  # RTGS: offsetting and gridlock resolution in LSM cycles
+    fifo_bypass: bool = False  # RTGS: pairwise offsetting may settle out of FIFO order
+    net_debit_caps: Mapping[tuple[str, str], int] = field(default_factory=dict)  # DNS
+    union: UnionConfig | None = None  # None: the shipped reference_data/union.yaml
+    fx_shock: FxShock | None = None  # every quote of one currency moved (a stress scenario)
 
 
 class SimClock:
@@ -101,6 +113,10 @@ class Final:
     settled_at: int  # ledger timestamp of the settling chain: payments sharing one settled at once
     delivered_minor: int  # in the creditor currency
     route: tuple[str, ...]
+    sent_minor: int = 0  # debited from the debtor agent, in the payment's currency
+    # Settled by a chain of its own (gross), not with others (an LSM chain, a netting cycle):
+    # payments of one ``submit_many`` batch share ``settled_at`` yet settled one after another.
+    alone: bool = False
 
 
 class RecordingRecords:
@@ -162,6 +178,8 @@ class RecordingRecords:
             outcome.settled_at,
             outcome.amount_delivered_minor,
             outcome.route,
+            outcome.amount_sent_minor,
+            alone=outcome.transfer_ids[:1] == (leg_id(payment.payment_id, 0),),
         )
         if outcome.status is PaymentStatus.SETTLED:
             self.settled_order.append(payment.payment_id)
@@ -175,6 +193,17 @@ class SwapLineUse:
     limit_minor: int
     peak_drawn_minor: int = 0
     eod_drawn_minor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UnionCreditUse:
+    """A clearing-union member's largest union credit used (minus its position) at any cycle's
+    end, against its swing limit, in minor units of the unit of account."""
+
+    member: str
+    unit: str
+    swing_limit_minor: int
+    peak_used_minor: int
 
 
 @dataclass
@@ -196,6 +225,8 @@ class SimResult:
     # (provider BIC, currency) -> what it kept on its conversions (spread and rounding), minor
     fx_income: dict[tuple[str, str], int] = field(default_factory=dict)
     overnight_operations: int = 0  # central banks' nightly repo/deposit operations booked
+    retail_cycles: list[RetailCycle] = field(default_factory=list)  # providers' daily cycles
+    union_credit: list[UnionCreditUse] = field(default_factory=list)  # union mode only
 
 
 def parse_scenario(specs: tuple[str, ...] | list[str], network: Network) -> Scenario:
@@ -255,6 +286,8 @@ def run_simulation(
     try:
         _install(ledger, network, calibration.workload.opening_balance_share)
         quotes = load_rates()
+        if options.fx_shock is not None:
+            quotes = shocked(quotes, options.fx_shock)
         view = NetworkView(network, quotes)
         engine = PaymentEngine(
             ledger,
@@ -263,15 +296,21 @@ def run_simulation(
             EngineSettings(
                 mode=options.mode,
                 queue_timeout_ns=calibration.workload.queue_timeout_minutes * 60 * NS_PER_SECOND,
+                liquidity_saving=options.liquidity_saving,
+                fifo_bypass=options.fifo_bypass,
+                net_debit_caps=dict(options.net_debit_caps),
             ),
             scenario=options.scenario,
         )
+        if options.union is not None and options.mode is Mode.UNION:
+            engine.mode = ClearingUnion(options.union)  # Before any payment: governance varied.
         operator = SwapLineOperator(
             SwapLineDesk(ledger, view),
             frozenset(frozenset((c.a, c.b)) for c in calibration.corridors),
         )
         loop = _Loop(options, calibration, engine, clock, progress, quotes, operator)
         payments: list[SimPayment] = []
+        cycles: list[RetailCycle] = []
         for day in range(options.days):
             todays = generate_day(
                 calibration,
@@ -282,6 +321,13 @@ def run_simulation(
                 scale=scale,
                 share=options.national_share,
             )
+            if options.retail and calibration.retail is not None:
+                on = _date(EPOCH_NS + day * SECONDS_PER_DAY * NS_PER_SECOND)
+                psp = psp_day(
+                    calibration, network, rates, seed=options.seed, day=day, scale=scale, on=on
+                )
+                cycles.extend(psp.cycles)
+                todays = sorted([*todays, *psp.payments], key=lambda sim: sim.arrival_s)
             payments.extend(todays)
             loop.run_day(day, todays)
         verify_ok, verify_text = _verify(ledger)
@@ -303,6 +349,8 @@ def run_simulation(
             line_days=operator.days,
             fx_income=_fx_income(view, ledger),
             overnight_operations=loop.overnight_operations,
+            retail_cycles=cycles,
+            union_credit=loop.union_credit(),
         )
     finally:
         records.close()
@@ -411,6 +459,7 @@ class _Loop:
         self.swap_lines: dict[tuple[str, str, str], SwapLineUse] = {}
         self.minutes_total = options.days * (self.workload.close_minute - self.workload.open_minute)
         self.minutes_done = 0
+        self.union_peaks: dict[str, int] = {}
 
     def run_day(self, day: int, payments: list[SimPayment]) -> None:
         workload = self.workload
@@ -431,6 +480,7 @@ class _Loop:
                 self.engine.submit_many(batch)
             if end in cycle_minutes:
                 self.cycles.append((day, end, self.engine.run_cycle().as_dict()))
+                self._sample_union()
             self._sample_swap_lines()
             self.minutes_done += 1
             if self.progress is not None:
@@ -465,6 +515,27 @@ class _Loop:
         view.rates = self.quotes.published(opening, dt.timedelta(days=1))
         view.invalidate()
         self.operator.open_day(day, _date(day_start_ns), view.rates)
+
+    def _sample_union(self) -> None:
+        """Each union member's largest credit used so far (positions move only in cycles)."""
+        mode = self.engine.mode
+        if not isinstance(mode, ClearingUnion):
+            return
+        book = mode.book(self.engine)
+        for bic in book.members:
+            used = max(-book.position_minor(self.engine, bic), 0)
+            self.union_peaks[bic] = max(self.union_peaks.get(bic, 0), used)
+
+    def union_credit(self) -> list[UnionCreditUse]:
+        mode = self.engine.mode
+        if not isinstance(mode, ClearingUnion):
+            return []
+        book = mode.book(self.engine)
+        limits = book.config.swing_limits_minor()
+        return [
+            UnionCreditUse(bic, book.unit, limits[bic], self.union_peaks.get(bic, 0))
+            for bic in sorted(book.members)
+        ]
 
     def _sample_swap_lines(self, *, end_of_day: bool = False) -> None:
         view, ledger = self.engine.view, self.engine.ledger

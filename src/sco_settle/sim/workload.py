@@ -14,16 +14,25 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
 
 from sco_settle.domain.account_key import AccountKeyKind
 from sco_settle.network import Network
-from sco_settle.payments.model import Party, Payment, Priority
+from sco_settle.payments.model import AmountType, Party, Payment, Priority
 from sco_settle.sim.calibration import Calibration, Rates, Workload
+from sco_settle.sim.retail import CROSS_BORDER as RETAIL_CROSS_BORDER
+from sco_settle.sim.retail import (
+    RetailCycle,
+    SettlementInstruction,
+    check_flows,
+    draw_retail_payments,
+    retail_cycles,
+)
 
 SECONDS_PER_DAY = 86_400
 DOMESTIC = "domestic"
@@ -44,6 +53,7 @@ class SimPayment:
     corridor: str  # "CN-RU" (calibration order) or the country, for domestic payments
     group: str
     value_cny_minor: int  # the instructed amount in CNY fen, for aggregation across currencies
+    provider: str = ""  # the payment-service provider whose net obligation it settles, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +68,14 @@ class Flow:
     usd_cents: int
 
 
-def commercial_banks(network: Network) -> dict[str, list[str]]:
-    """Country -> BICs of its commercial banks (sorted): the simulated payers and payees."""
+def commercial_banks(
+    network: Network, exclude: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
+    """Country -> BICs of its commercial banks (sorted): the simulated payers and payees, except
+    ``exclude`` (the banks that take part only as payment-service providers' settlement banks)."""
     banks: dict[str, list[str]] = defaultdict(list)
     for participant in network.participants:
-        if participant.kind.value == "commercial_bank":
+        if participant.kind.value == "commercial_bank" and participant.bic not in exclude:
             banks[participant.country].append(participant.bic)
     return {country: sorted(bics) for country, bics in sorted(banks.items())}
 
@@ -153,7 +166,8 @@ def generate_day(
     assert seed >= 0 and day >= 0, (seed, day)
     rng = np.random.default_rng((seed, day))
     workload = calibration.workload
-    banks = commercial_banks(network)
+    retail = calibration.retail
+    banks = commercial_banks(network, retail.settlement_only_banks if retail else frozenset())
     held = held_currencies(network)
     drafts: list[tuple[int, int, Flow, str, str, str, int, bool]] = []
     for flow in daily_flows(calibration, scale, share, banks):
@@ -228,3 +242,100 @@ def _payment(
         group=flow.group,
         value_cny_minor=rates.to_cny_minor(amount_minor, code),
     )
+
+
+def psp_settlement_payments(
+    cycles: list[RetailCycle],
+    network: Network,
+    rates: Rates,
+    corridors: dict[frozenset[str], str],
+    cutoff_minute: int,
+) -> list[SimPayment]:
+    """The payment-service providers' settlement instructions of one day's cycles as interbank
+    payments, all arriving at the cycle's cut-off; ``corridors``: country pair -> name."""
+    found: list[SimPayment] = []
+    for cycle in cycles:
+        arrival_s = cycle.day * SECONDS_PER_DAY + cutoff_minute * 60
+        for instruction in cycle.instructions:
+            payment_id = f"PSP-D{cycle.day:03d}-{len(found):04d}"
+            sim = _settlement_payment(payment_id, instruction, network, rates)
+            found.append(replace(sim, day=cycle.day, arrival_s=arrival_s))
+    return [replace(sim, corridor=_corridor_name(sim, corridors)) for sim in found]
+
+
+def _corridor_name(sim: SimPayment, corridors: dict[frozenset[str], str]) -> str:
+    if sim.kind == DOMESTIC:
+        return sim.payer_country
+    pair = frozenset((sim.payer_country, sim.payee_country))
+    return corridors.get(pair, "-".join(sorted(pair)))
+
+
+def _settlement_payment(
+    payment_id: str, instruction: SettlementInstruction, network: Network, rates: Rates
+) -> SimPayment:
+    """The payment (day, arrival and corridor left for the caller to set)."""
+    payer = network.participant(instruction.debtor_bank).country
+    payee = network.participant(instruction.creditor_bank).country
+    fixed_currency = (
+        instruction.creditor_currency
+        if instruction.amount_type is AmountType.RECEIVE
+        else instruction.debtor_currency
+    )
+    payment = Payment(
+        payment_id=payment_id,
+        debtor_agent=instruction.debtor_bank,
+        creditor_agent=instruction.creditor_bank,
+        amount_minor=instruction.amount_minor,
+        currency=instruction.debtor_currency,
+        creditor_currency=instruction.creditor_currency,
+        debtor=Party(f"{instruction.provider} settlement"),
+        creditor=Party(f"{instruction.provider} settlement"),
+        end_to_end_id=payment_id,
+        remittance_info=f"psp={instruction.provider} scope={instruction.scope}",
+        # An ASSUMPTION, as RTGS systems commonly do for ancillary systems' settlement (TARGET2
+        # settles it "highly urgent"): ahead of the banks' normal payments in the queue.
+        priority=Priority.URGENT,
+        amount_type=instruction.amount_type,
+    )
+    return SimPayment(
+        payment=payment,
+        day=0,
+        arrival_s=0,
+        kind=CROSS_BORDER if instruction.scope == RETAIL_CROSS_BORDER else DOMESTIC,
+        payer_country=payer,
+        payee_country=payee,
+        corridor="",
+        group=f"psp:{instruction.provider}",
+        value_cny_minor=rates.to_cny_minor(instruction.amount_minor, fixed_currency),
+        provider=instruction.provider,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PspDay:
+    """The payment-service providers' daily cycles and the interbank payments settling them."""
+
+    cycles: list[RetailCycle]
+    payments: list[SimPayment]
+
+
+def psp_day(
+    calibration: Calibration,
+    network: Network,
+    rates: Rates,
+    *,
+    seed: int,
+    day: int,
+    scale: Fraction,
+    on: dt.date,
+) -> PspDay:
+    """Day ``day``'s retail payments (dated ``on``), netted per provider, as settlement payments
+    arriving at the cycle's cut-off."""
+    retail = calibration.retail
+    assert retail is not None, "no retail flows in this calibration"
+    check_flows(retail, network, on)
+    drawn = draw_retail_payments(retail, network, rates, seed=seed, day=day, scale=scale)
+    cycles = retail_cycles(day, drawn, network, rates)
+    corridors = {frozenset((c.a, c.b)): c.name for c in calibration.corridors}
+    cutoff = retail.cycle_cutoff_minute
+    return PspDay(cycles, psp_settlement_payments(cycles, network, rates, corridors, cutoff))
