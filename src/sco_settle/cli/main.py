@@ -410,3 +410,7 @@ def main() -> None:
 from sco_settle.cli.swap_lines import register as _register_swap_lines  # noqa: E402 - after app.
 
 _register_swap_lines(app)
+
+from sco_settle.cli.dashboard import register as _register_dashboard  # noqa: E402 - after app.
+
+_register_dashboard(app)

@@ -32,6 +32,7 @@ from sco_settle.messaging.iso20022 import (
     BankTransactionCode,
     Entry,
     build_account_statement,
+    build_debit_credit_notification,
     write_cash_report,
 )
 from sco_settle.payments.plan import (
@@ -343,7 +344,7 @@ def statement_camt_053(
         message_id=f"SCOSSTMT{day:%Y%m%d}{account.id % 10**12:012d}{suffix}"[:35],
         created_at=now,
         statement_id=f"{account.id}-{day:%Y%m%d}"[-35:],
-        account_id=account.ref.replace(":", "-")[:34] or str(account.id)[:34],
+        account_id=_camt_account_id(account),
         currency=account.currency,
         statement_date=day,
         opening_balance_minor=statement.page_opening_balance_minor,
@@ -357,6 +358,29 @@ def statement_camt_053(
         closing_type="CLBD" if statement.last_page else "ITBD",
     )
     return write_cash_report(message)
+
+
+def notification_camt_054(
+    account: Account, transfer: Transfer, *, now: dt.datetime, servicer_bic: str | None = None
+) -> bytes:
+    """A camt.054.001.08 notifying ``account``'s owner of one booked ``transfer``, the same
+    entry its camt.053 states (schema-validated when written)."""
+    entry = entry_of(account.id, transfer)
+    day = _EPOCH + dt.timedelta(days=transfer.timestamp // NS_PER_DAY)
+    message = build_debit_credit_notification(
+        message_id=f"SCOSNTFN{transfer.id % 10**27:027d}",
+        created_at=now,
+        notification_id=f"{account.id % 10**16}-{transfer.id % 10**16}",
+        account_id=_camt_account_id(account),
+        entry=_camt_entry(entry, account.currency, day),
+        owner_bic=account.participant,
+        servicer_bic=servicer_bic,
+    )
+    return write_cash_report(message)
+
+
+def _camt_account_id(account: Account) -> str:
+    return account.ref.replace(":", "-")[:34] or str(account.id)[:34]
 
 
 def _camt_entry(entry: StatementEntry, currency: str, day: dt.date) -> Entry:

@@ -14,24 +14,48 @@ on writing), so they say what the record says and nothing more. The page says so
 A message's time is the payment's: received (the credit transfer) and its last event (the
 status report). Who may see a payment sees its messages (the page's own rule); nothing else is
 read.
+
+A return (a payment whose ``returns`` names the payment it returns, made by
+``PaymentEngine.return_payment``) has other messages:
+
+- In: the pacs.004 that returns the original, written by the messaging package's ``return_for``
+  from the original's credit transfer (rebuilt as above) and the return's record: its return id
+  (from the return's payment id, ``<returning agent>:<return id>:<original id>``), reason code
+  (from its remittance text, ``return of <original id>: <reason>``), amount and time. The record
+  does not keep whether the return came as a pacs.004 or as JSON (``POST
+  /v1/payments/{id}/returns``), nor the message's own id (written from the return id), and the
+  page says so. When the original came as JSON there is no credit transfer for a pacs.004 to
+  name, and nothing is written: the page says why (``gaps``).
+- Out: the camt.054 debit and credit notifications of the return's chain (the returning agent's
+  account debited, the original debtor agent's credited), by the gateway's
+  ``notification_camt_054`` from the ledger's transfers, each shown only to whoever may read that
+  account.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
+from sco_settle.domain.account import Account as LedgerAccount
 from sco_settle.domain.money import format_minor_amount
+from sco_settle.domain.transfer import Transfer
 from sco_settle.gateway.iso import PACS_002_DEFAULT, payment_status, value_day
+from sco_settle.gateway.statements import notification_camt_054
 from sco_settle.messaging.iso20022 import (
     Account,
     Agent,
     CreditTransfer,
     CreditTransferMessage,
+    MessageBuildError,
     Party,
+    PaymentReturnMessage,
     StatusReport,
+    return_for,
     write_credit_transfer,
+    write_payment_return,
     write_status_report,
 )
 from sco_settle.messaging.iso20022.replies import STATUS_REPORT_FOR
@@ -40,6 +64,8 @@ from sco_settle.payments.records import payment_from_fields
 
 PACS_008 = "pacs.008.001.08"
 PACS_009 = "pacs.009.001.08"
+CAMT_054 = "camt.054.001.08"
+RETURN_REASON = re.compile(r"[A-Z0-9]{4}")  # ``ExternalReturnReason1Code``, as the API takes it
 SETTLEMENT_METHOD = "CLRG"  # settled in SCO Settle itself, as the example pacs.008 states it
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -48,7 +74,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 class PaymentMessage:
     """One message of a payment, for the page and its download link."""
 
-    name: str  # in the URL: "in" or "out"
+    name: str  # in the URL: "in", "out", or a return's "debit" and "credit" notifications
     direction: str  # "in" (to SCO Settle) or "out" (from it)
     definition: str  # "pacs.008.001.08"
     sender: str  # BIC
@@ -196,3 +222,101 @@ def _amount(minor: int, currency: str) -> str:
 
 def _moment(ns: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+# -- a return's messages -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnTerms:
+    """What a return's record says of the pacs.004 that makes it (``return_payment``'s shape)."""
+
+    return_id: str  # "" when none was given
+    reason: str
+
+    @classmethod
+    def of(cls, payment: Payment) -> ReturnTerms | str:
+        """The terms, or why the record does not give them."""
+        head, tail = f"{payment.debtor_agent}:", f":{payment.returns}"
+        if not (payment.payment_id.startswith(head) and payment.payment_id.endswith(tail)):
+            return "its payment id does not name its return id"
+        return_id = payment.payment_id[len(head) : -len(tail)]
+        prefix = f"return of {payment.returns}: "
+        reason = payment.remittance_info.removeprefix(prefix)
+        if not payment.remittance_info.startswith(prefix) or not RETURN_REASON.fullmatch(reason):
+            return "its record does not keep a return reason code (the text is cut short)"
+        return cls("" if return_id == "return" else return_id, reason)
+
+
+def return_message(
+    shown: dict[str, Any], original: dict[str, Any] | None, network_bic: str
+) -> PaymentMessage | str:
+    """The pacs.004 of the return ``shown`` (the API's payment, with ``returns``), rebuilt from
+    its record and its ``original``'s; or why it cannot be written without guessing."""
+    payment = payment_from_fields({"payment_id": shown["payment_id"], **shown["instruction"]})
+    if original is None:
+        return "No pacs.004: the payment it returns is not found."
+    returned = payment_from_fields(
+        {"payment_id": original["payment_id"], **original["instruction"]}
+    )
+    if not came_as_iso(returned):
+        return (
+            "No pacs.004: the payment it returns came as JSON, so there is no credit transfer"
+            " for a pacs.004 to name."
+        )
+    terms = ReturnTerms.of(payment)
+    if isinstance(terms, str):
+        return f"No pacs.004: {terms}."
+    credit_transfer = credit_transfer_message(returned, _moment(original["received_at"]))
+    message_id = (terms.return_id or f"RTR{payment.uetr.replace('-', '')}")[:35]
+    try:
+        message = return_for(
+            credit_transfer,
+            credit_transfer.transfers[0],
+            message_id=message_id,
+            created_at=_moment(shown["received_at"]),
+            reason_code=terms.reason,
+            return_id=terms.return_id or None,
+            returned_amount_minor=payment.amount_minor,
+        )
+    except MessageBuildError as error:
+        return f"No pacs.004: {error}."
+    # The return's debtor agent is the agent that returned it (only the original's creditor
+    # agent may): the pacs.004's instructing agent, which the rebuilt original does not name.
+    returning = replace(message.returns[0], instructing_agent=Agent(bicfi=payment.debtor_agent))
+    return _return_item(replace(message, items=(returning,)), payment, network_bic)
+
+
+def _return_item(
+    message: PaymentReturnMessage, payment: Payment, network_bic: str
+) -> PaymentMessage:
+    item = message.returns[0]
+    return PaymentMessage(
+        "in",
+        "in",
+        message.definition,
+        payment.debtor_agent,
+        network_bic,
+        f"return of {_amount(item.returned_amount_minor, item.returned_currency)} to"
+        f" {payment.creditor_agent}, reason {item.reasons[0].code}",
+        write_payment_return(message),
+    )
+
+
+def notification(
+    account: LedgerAccount, transfer: Transfer, servicer_bic: str | None
+) -> PaymentMessage:
+    """The camt.054 telling ``account``'s owner of its entry for ``transfer`` (a debit:
+    ``debit``; a credit: ``credit``), dated when the transfer was booked."""
+    credit = transfer.credit_account == account.id
+    side = "credit" if credit else "debit"
+    booked = _moment(transfer.timestamp)
+    return PaymentMessage(
+        side,
+        "out",
+        CAMT_054,
+        servicer_bic or "",
+        account.participant,
+        f"{side} of {_amount(transfer.amount, account.currency)} on {account.ref}",
+        notification_camt_054(account, transfer, now=booked, servicer_bic=servicer_bic),
+    )

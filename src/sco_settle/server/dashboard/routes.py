@@ -58,6 +58,7 @@ SIGN_IN_BYTES_MAX = 4096
 API_KEY_CHARS_MAX = 200
 PAYMENT_ID_CHARS_MAX = 300
 CURSOR_DIGITS_MAX = 19
+MESSAGE_NAMES = frozenset({"in", "out", "debit", "credit"})  # ``messages.PaymentMessage.name``
 CORRIDOR = re.compile(r"[A-Z]{2}-[A-Z]{2}")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'"
@@ -305,7 +306,7 @@ async def payment_message(payment_id: str, name: str, request: Request) -> Respo
     if found is None:
         return _to_sign_in()
     shown = None
-    if len(payment_id) <= PAYMENT_ID_CHARS_MAX and name in ("in", "out"):
+    if len(payment_id) <= PAYMENT_ID_CHARS_MAX and name in MESSAGE_NAMES:
         shown = await run_in_threadpool(
             views.payment_message, found.ctx, found.caller, payment_id, name
         )

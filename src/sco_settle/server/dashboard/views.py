@@ -18,25 +18,34 @@ by ``SCAN_ROWS_MAX`` and say so when they stop there.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from lxml import etree
 
-from sco_settle.domain.account import AccountKind
+from sco_settle.domain.account import Account, AccountKind
 from sco_settle.domain.account_key import AccountKey
 from sco_settle.domain.balances import Balances
 from sco_settle.domain.money import UnknownCurrencyError, format_minor_amount
 from sco_settle.domain.participants import ScoStatus
+from sco_settle.domain.transfer import TransferFlags
+from sco_settle.network.model import FxProviderEntry
+from sco_settle.payments.fx_quotes import CODE_QUOTE_HOLD
 from sco_settle.payments.liquidity_use import SettledFlow, everyone, liquidity_by_currency
 from sco_settle.payments.model import PaymentStatus
 from sco_settle.payments.modes import Mode
 from sco_settle.payments.records import PaymentFilter
 from sco_settle.server.auth import Principal
 from sco_settle.server.dashboard import map_svg
-from sco_settle.server.dashboard.messages import PaymentMessage, payment_messages
+from sco_settle.server.dashboard.messages import (
+    PaymentMessage,
+    notification,
+    payment_messages,
+    return_message,
+)
 from sco_settle.server.keys import Role
 from sco_settle.server.routes.accounts import account_json
 from sco_settle.server.routes.common import AppContext
@@ -50,6 +59,8 @@ SCAN_PAGE_ROWS = 1000
 CYCLES_SHOWN_MAX = 100
 DAY_NS = 86_400 * 10**9
 CYCLE_ROLES = (Role.NETWORK_OPERATOR, Role.CURRENCY_OPERATOR, Role.AUDITOR)
+_NOT_BOOKED = int(TransferFlags.PENDING | TransferFlags.VOID_PENDING)
+_RETURNED_BY = re.compile(r" returned by (\S+)$")
 _CYCLE_COLUMNS = "cycle_id, kind, currencies, requested_by, started_at, finished_at, report"
 
 
@@ -257,13 +268,135 @@ def liquidity(ctx: AppContext, caller: Principal) -> dict[str, Any]:
     for shown in accounts:
         shown["posted"] = money(shown["balance_posted_minor"], shown["currency"])
         shown["available"] = money(shown["available_minor"], shown["currency"])
+    positions, holds_truncated = fx_positions(ctx, caller)
     return {
         "rows": rows,
         "accounts": accounts,
         "truncated": truncated,
+        "fx_positions": [position.shown() for position in positions],
+        "holds_truncated": holds_truncated,
         **_lines_and_income(published, ids, caller),
         **savings(ctx, caller),
     }
+
+
+# -- FX providers' positions -----------------------------------------------------------------
+
+# What an FX provider deals from and keeps, by the ledger kind of its own accounts: its
+# settlement account, its nostros (a vostro key's owner is the bank whose money it is), and
+# what its conversions kept beyond mid.
+_INCOME_KIND = AccountKind.FX_INCOME.value
+_POSITION_KINDS = frozenset({AccountKind.SETTLEMENT.value, AccountKind.VOSTRO.value, _INCOME_KIND})
+
+
+@dataclass(frozen=True, slots=True)
+class FxPosition:
+    """One FX provider's position in one currency, over the accounts the caller may see.
+
+    ``balance_minor`` and ``available_minor`` sum its settlement account and nostros (posted,
+    and posted less pending debits, as ``GET /v1/accounts`` gives them); ``held_minor`` is the
+    part of their pending debits that holds liquidity for firm FX quotes (open pending
+    transfers with code ``CODE_QUOTE_HOLD``); ``income_minor`` its FX income account's posted
+    balance. Amounts in minor units of ``currency``.
+    """
+
+    provider: FxProviderEntry
+    currency: str
+    accounts: tuple[str, ...]  # refs of the dealing accounts
+    balance_minor: int
+    available_minor: int
+    pending_minor: int
+    held_minor: int
+    income_minor: int
+
+    def shown(self) -> dict[str, Any]:
+        code = self.currency
+        return {
+            "provider": self.provider.bic,
+            "role": self.provider.role.value.replace("_", " "),
+            "uncertain": self.provider.uncertain,
+            "note": self.provider.note or "",
+            "sources": ", ".join(self.provider.sources),
+            "currency": code,
+            "accounts": self.accounts,
+            "balance": money(self.balance_minor, code),
+            "held": money(self.held_minor, code),
+            "other_pending": money(self.pending_minor - self.held_minor, code),
+            "available": money(self.available_minor, code),
+            "income": money(self.income_minor, code),
+        }
+
+
+def fx_positions(ctx: AppContext, caller: Principal) -> tuple[list[FxPosition], bool]:
+    """The network's FX providers' positions per currency that the caller may see (a
+    participant its own, a central bank those in its currencies, operator and auditor all),
+    and whether the scan of open holds stopped at ``SCAN_ROWS_MAX``."""
+    published = ctx.service.published
+    found: dict[tuple[str, str], _PositionSums] = {}
+    for provider in ctx.network.fx_providers:
+        for account_id in published.by_participant.get(provider.bic, ()):
+            account = published.accounts[account_id]
+            if account.kind in _POSITION_KINDS and caller.may_read_account(account):
+                sums = found.setdefault((provider.bic, account.currency), _PositionSums(provider))
+                sums.add(account, Balances.of_account(account, published.balances[account_id]))
+    pending = {i for sums in found.values() for i in sums.ids if sums.pending_minor}
+    held, truncated = quote_holds(ctx, pending)
+    positions = [sums.position(code, held) for (_, code), sums in sorted(found.items())]
+    return positions, truncated
+
+
+@dataclass(slots=True)
+class _PositionSums:
+    """``FxPosition``'s sums while its accounts are read."""
+
+    provider: FxProviderEntry
+    accounts: list[str] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    balance_minor: int = 0
+    available_minor: int = 0
+    pending_minor: int = 0
+    income_minor: int = 0
+
+    def add(self, account: Account, balances: Balances) -> None:
+        if account.kind == _INCOME_KIND:
+            self.income_minor += balances.posted_minor
+            return
+        key = AccountKey.parse(account.ref)
+        at = f" at {key.counterparty}" if key.counterparty else ""
+        self.accounts.append(f"{'nostro' if key.counterparty else account.kind}{at}")
+        self.ids.append(account.id)
+        self.balance_minor += balances.posted_minor
+        self.available_minor += balances.available_minor
+        self.pending_minor += balances.debits_pending
+
+    def position(self, currency: str, held: dict[int, int]) -> FxPosition:
+        return FxPosition(
+            self.provider,
+            currency,
+            tuple(self.accounts),
+            self.balance_minor,
+            self.available_minor,
+            self.pending_minor,
+            sum(held.get(account_id, 0) for account_id in self.ids),
+            self.income_minor,
+        )
+
+
+def quote_holds(ctx: AppContext, account_ids: set[int]) -> tuple[dict[int, int], bool]:
+    """Per account of ``account_ids``: the value its open firm-quote holds debit (pending
+    transfers with ``CODE_QUOTE_HOLD`` not yet posted, voided or expired), read from the
+    committed ledger; and whether the scan stopped at ``SCAN_ROWS_MAX`` open pending transfers.
+    Nothing is read when no account has a pending debit."""
+    held: dict[int, int] = {}
+    if not account_ids:
+        return held, False
+    with ctx.service.read_stores.store() as store:
+        for count, transfer in enumerate(store.load_open_pending()):
+            if count == SCAN_ROWS_MAX:
+                return held, True
+            if transfer.code == CODE_QUOTE_HOLD and transfer.debit_account in account_ids:
+                held[transfer.debit_account] = held.get(transfer.debit_account, 0) + transfer.amount
+    return held, False
 
 
 def savings(ctx: AppContext, caller: Principal) -> dict[str, Any]:
@@ -482,6 +615,7 @@ def payment(ctx: AppContext, caller: Principal, payment_id: str) -> dict[str, An
     currency, creditor_currency = instruction["currency"], instruction["creditor_currency"]
     receive = instruction.get("amount_type", "send") == "receive"
     fixed_currency = creditor_currency if receive else currency  # ``Payment.fixed_currency``
+    messages, gaps = messages_of(ctx, caller, found)
     return {
         **found,
         "instructed": money(instruction["amount_minor"], fixed_currency),
@@ -492,9 +626,10 @@ def payment(ctx: AppContext, caller: Principal, payment_id: str) -> dict[str, An
         "settled": moment(found["settled_at"]),
         "events": [{**event, "at": moment(event["at"])} for event in found["events"]],
         "messages": [
-            {**vars_of(message), "xml_text": readable_xml(message.xml)}
-            for message in payment_messages(found, network_bic(ctx, instruction["debtor_agent"]))
+            {**vars_of(message), "xml_text": readable_xml(message.xml)} for message in messages
         ],
+        "message_gaps": gaps,
+        "returned_by": returned_by(found),
     }
 
 
@@ -506,8 +641,75 @@ def payment_message(
     found = ctx.service.payment_reader.get(payment_id)
     if found is None or not _may_read(caller, found["instruction"]):
         return None
-    bic = network_bic(ctx, found["instruction"]["debtor_agent"])
-    return next((m for m in payment_messages(found, bic) if m.name == name), None)
+    return next((m for m in messages_of(ctx, caller, found)[0] if m.name == name), None)
+
+
+def messages_of(
+    ctx: AppContext, caller: Principal, found: dict[str, Any]
+) -> tuple[list[PaymentMessage], list[str]]:
+    """The ISO 20022 messages of a payment the caller may see, and what could not be written
+    for want of a fact the records do not keep (``messages.py``)."""
+    instruction = found["instruction"]
+    bic = network_bic(ctx, instruction["debtor_agent"])
+    if not instruction.get("returns"):
+        return payment_messages(found, bic), []
+    original = ctx.service.payment_reader.get(instruction["returns"])
+    if original is not None and not _may_read(caller, original["instruction"]):
+        original = None  # Never shown through a return to whoever may not see it.
+    pacs_004 = return_message(found, original, bic)
+    items = [] if isinstance(pacs_004, str) else [pacs_004]
+    gaps = [pacs_004] if isinstance(pacs_004, str) else []
+    return items + return_notifications(ctx, caller, found), gaps
+
+
+def return_notifications(
+    ctx: AppContext, caller: Principal, found: dict[str, Any]
+) -> list[PaymentMessage]:
+    """The camt.054 of a settled return's chain: the first booked debit of the returning
+    agent's accounts and the last booked credit of the original debtor agent's, each only if
+    the caller may read that account."""
+    ids = [int(transfer_id) for transfer_id in found["transfer_ids"]]
+    if not ids or found["status"] not in (PaymentStatus.SETTLED, PaymentStatus.RETURNED):
+        return []
+    with ctx.service.read_stores.store() as store:
+        transfers = store.get_transfers(ids)
+    chain = sorted(transfers.values(), key=lambda transfer: transfer.timestamp)
+    chain = [transfer for transfer in chain if not transfer.flags & _NOT_BOOKED]
+    accounts = ctx.service.published.accounts
+    instruction = found["instruction"]
+    debits = [(accounts.get(t.debit_account), t) for t in chain]
+    credits = [(accounts.get(t.credit_account), t) for t in reversed(chain)]
+    chosen = [
+        next(
+            ((a, t) for a, t in debits if a and a.participant == instruction["debtor_agent"]), None
+        ),
+        next(
+            ((a, t) for a, t in credits if a and a.participant == instruction["creditor_agent"]),
+            None,
+        ),
+    ]
+    return [
+        notification(account, transfer, servicer_of(ctx, account))
+        for account, transfer in (pair for pair in chosen if pair is not None)
+        if caller.may_read_account(account)
+    ]
+
+
+def servicer_of(ctx: AppContext, account: Account) -> str | None:
+    """The bank on whose books the account is kept: a vostro's servicer, else the central bank
+    settling its currency."""
+    key = AccountKey.parse(account.ref)
+    return key.counterparty or ctx.network.settlement_agents.get(account.currency)
+
+
+def returned_by(found: dict[str, Any]) -> list[str]:
+    """The returns of a payment, as its events name them (``PaymentEngine._with_returns``:
+    "<amount> <currency> returned by <return's payment id>")."""
+    return [
+        match.group(1)
+        for event in found["events"]
+        if (match := _RETURNED_BY.search(event["detail"] or "")) is not None
+    ]
 
 
 def network_bic(ctx: AppContext, debtor_agent: str) -> str:
