@@ -264,3 +264,35 @@ def test_a_simulated_ledger_reconciles_with_its_payment_records(tmp_path, mode):
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "payment records reconcile with the ledger" in verified.stdout
+
+
+def test_simulate_never_replaces_a_database_in_use_or_a_servers(tmp_path) -> None:
+    """``simulate --db`` replaces its file: not while another process writes it (a server holds
+    the writer lock), and never a server's database (found by the dashboard's helper)."""
+    import fcntl
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from sco_settle.sim.run import replace_refusal
+
+    db = tmp_path / "ledger.db"
+    assert replace_refusal(db) == ""  # a new file
+    descriptor = os.open(tmp_path / "ledger.db.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running server holds it
+    try:
+        assert "in use" in replace_refusal(db)
+    finally:
+        os.close(descriptor)
+    connection = sqlite3.connect(db)
+    connection.execute("CREATE TABLE api_meta (key TEXT PRIMARY KEY, value TEXT)")
+    connection.commit()
+    connection.close()
+    assert "server's database" in replace_refusal(db)
+    refused = subprocess.run(
+        [sys.executable, "-m", "sco_settle", "simulate", "--days", "1", "--db", str(db)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "server's database" in refused.stderr
+    assert db.exists()  # untouched

@@ -184,6 +184,12 @@ def simulate(
     ] = False,
 ) -> None:
     """Simulate calibrated SCO trade payments; write CSV, PNG and a summary."""
+    if db is not None:
+        from sco_settle.sim.run import replace_refusal
+
+        refusal = replace_refusal(db)
+        if refusal:
+            raise typer.BadParameter(refusal, param_hint="--db")
     if compare:  # --mode and --db do not apply: every mode runs, in memory.
         return _compare(days, seed, (scale, national_share), psp, tuple(scenario or ()), out)
     from sco_settle.network import load_network

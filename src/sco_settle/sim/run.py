@@ -19,6 +19,9 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -371,10 +374,44 @@ def _open(db: Path | None, clock: SimClock) -> tuple[Ledger, RecordingRecords]:
 
     if db is None:
         return Ledger(MemoryStore(), clock=clock), RecordingRecords(MemoryPaymentRecords())
+    refusal = replace_refusal(db)
+    if refusal:
+        raise ValueError(refusal)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     ledger = Ledger(SqliteStore(db), clock=clock)  # First: it lays the file out.
     return ledger, RecordingRecords(SqlitePaymentRecords(db, durable=False))
+
+
+def replace_refusal(db: Path) -> str:
+    """Why the simulator must not replace the SQLite file ``db`` ("" when it may): a process
+    holds its writer lock (a server, another simulation), or it is a server's database (it has
+    the server's ``api_meta`` table), which a simulation would destroy."""
+    lock_path = db.with_name(db.name + ".lock")
+    if lock_path.exists():
+        descriptor = os.open(lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f"{db} is in use by another process (it holds the writer lock)"
+        finally:
+            os.close(descriptor)  # Closing releases the lock if it was taken.
+    if db.exists():
+        try:
+            connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                found = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_meta'"
+                ).fetchall()
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError:
+            return f"{db} exists and is not an SQLite database: not replaced"
+        if found:
+            return (
+                f"{db} is a server's database: a simulation would replace it; choose another file"
+            )
+    return ""
 
 
 def _install(ledger: Ledger, network: Network, share: Fraction) -> None:
