@@ -97,6 +97,14 @@ def _parse_yaml(text: str, source: str) -> CommentedMap:
         raise NetworkError(source, [(line, f"invalid YAML: {problem}")]) from None
     except YAMLError as error:
         raise NetworkError(source, [(None, f"invalid YAML: {error}")]) from None
+    except ValueError as error:  # A scalar ruamel cannot construct, e.g. the date 2014-12-94.
+        raise NetworkError(source, [(None, f"invalid YAML value: {error}")]) from None
+    except TypeError as error:  # A complex key ruamel cannot hash (``? - {a: 1}``).
+        raise NetworkError(source, [(None, f"invalid YAML key: {error}")]) from None
+    except IndexError:  # ruamel.yaml 0.19 on a sign or radix prefix and underscores: ``-_``.
+        raise NetworkError(source, [(None, "invalid YAML: a number with no digits")]) from None
+    except RecursionError:  # Nesting deeper than the interpreter's stack.
+        raise NetworkError(source, [(None, "invalid YAML: nested too deeply")]) from None
     if not isinstance(root, CommentedMap):
         raise NetworkError(source, [(1, "a network file must be a YAML mapping")])
     return root
@@ -105,7 +113,7 @@ def _parse_yaml(text: str, source: str) -> CommentedMap:
 def _plain(node: Any) -> Any:
     """ruamel's round-trip nodes as plain values (a ScalarFloat stays a float, to be refused)."""
     if isinstance(node, Mapping):
-        return {_plain(key): _plain(value) for key, value in node.items()}
+        return {_plain_key(key): _plain(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_plain(item) for item in node]
     if isinstance(node, bool) or node is None:
@@ -119,6 +127,14 @@ def _plain(node: Any) -> Any:
     if isinstance(node, dt.date):
         return node
     return node  # Left for pydantic to refuse with a type error.
+
+
+def _plain_key(key: Any) -> Any:
+    """A mapping key: a scalar as ``_plain`` makes it; a collection (YAML's complex keys, such as
+    ``? {a: 1}``, which would be an unhashable dict) as its text, which pydantic refuses."""
+    if isinstance(key, Mapping | list | tuple):
+        return str(key)
+    return _plain(key)
 
 
 def _problems(
@@ -145,11 +161,14 @@ def line_of(root: CommentedMap, loc: Loc) -> int:
     line = 0
     for part in loc:
         if isinstance(node, CommentedMap) and _has_key(node, part):
-            line = node.lc.key(part)[0]
-            node = node[part]
+            position, child = node.lc.key(part), node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0]
-            node = node[part]
+            position, child = node.lc.item(part), node[part]
+        else:
+            continue
+        if position is None:  # ruamel keeps no positions inside a tagged collection (``!x``).
+            break
+        line, node = position[0], child
     return line + 1
 
 
