@@ -75,11 +75,13 @@ def start_dashboard(db: Path, log: Path, *extra: str) -> tuple[LiveServer, Key]:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Key]]:
-    """One simulated day (2 % scale) into ``sim.db``; the dashboard command is started as soon
+    """Ten simulated days (2 % scale) into ``sim.db``; the dashboard command is started as soon
     as the simulation holds the file, and waits for it to finish."""
     folder = tmp_path_factory.mktemp("dashboard-command")
     db = folder / "sim.db"
-    args = ("--days", "1", "--seed", "7", "--scale", "0.02", "--db", str(db))
+    # Ten days, so that the simulation still runs when the dashboard starts (one day at 2 %
+    # scale ends within seconds since the simulator got faster).
+    args = ("--days", "10", "--seed", "7", "--scale", "0.02", "--db", str(db))
     simulation = subprocess.Popen(
         _command("simulate", *args, "--out", str(folder / "out")),
         cwd=ROOT,

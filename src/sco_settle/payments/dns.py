@@ -75,7 +75,9 @@ class DeferredNet:
     def on_accepted(
         self, engine: PaymentEngine, payment: Payment, events: Events
     ) -> PaymentOutcome | None:
-        engine.route(payment, for_cycle=True, refuse_hopeless=True)  # Refuse what never can.
+        # Refuse what never can; one route is enough to know it can (what ``route`` refuses
+        # comes from a search that found none, which does not depend on how many it sought).
+        engine.route(payment, for_cycle=True, alternatives=False, refuse_hopeless=True)
         return engine.enqueue(payment, events, reason=None, text=HELD)
 
     def after_batch(self, engine: PaymentEngine, settled_any: bool) -> None:

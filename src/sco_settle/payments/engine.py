@@ -238,6 +238,8 @@ class PaymentEngine:
         self._quote_seq = 0
         self.stopped: BaseException | None = None  # the failure that stopped the engine
         self.reservations: dict[int, reservations.Reservation] = {}
+        self._reserving_view: NetworkView | None = None  # ``_reserving_account``'s memo
+        self._reserving_ids: dict[tuple[str, str], int | None] = {}
         self.clearing = self._open_clearing_accounts()
         for payment, seq in records.queued():
             waiting = QueuedPayment(payment, seq, ledger.clock())
@@ -684,8 +686,17 @@ class PaymentEngine:
 
     def _reserving_account(self, payment: Payment) -> int | None:
         """The account a queued payment reserves on: its payer's settlement account in the
-        payment's currency (None: it pays from a correspondent account)."""
-        return self.view.account_id(AccountKey.settlement(payment.debtor_agent, payment.currency))
+        payment's currency (None: it pays from a correspondent account). Looked up once per
+        (payer, currency) and view: every pass over the queue asks again for each payment
+        (a view that is not ``incremental`` runs the reference path: no memo)."""
+        pair = (payment.debtor_agent, payment.currency)
+        if not self.view.incremental:
+            return self.view.account_id(AccountKey.settlement(*pair))
+        if self._reserving_view is not self.view:
+            self._reserving_view, self._reserving_ids = self.view, {}
+        if pair not in self._reserving_ids:
+            self._reserving_ids[pair] = self.view.account_id(AccountKey.settlement(*pair))
+        return self._reserving_ids[pair]
 
     def _reserve(self) -> None:
         """Set every account's reservation to the rule: the smaller of its queued payments'

@@ -25,12 +25,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from ruamel.yaml import YAML
 
 from sco_settle.domain.account import Account
 from sco_settle.domain.account_key import AccountKey, AccountKeyKind
-from sco_settle.domain.balances import Balances
+from sco_settle.domain.balances import BalanceCounters, Balances
 from sco_settle.domain.money import AMOUNT_MAX
 from sco_settle.ledger import Ledger
 from sco_settle.network import Network
@@ -85,9 +86,34 @@ class Scenario:
     exhausted_swap_lines: frozenset[tuple[str, str]] = frozenset()
 
 
+class _AccountInputs(NamedTuple):
+    """What one settlement or vostro account gives the routing graph (``NetworkView._build``),
+    and the balance counters it was derived from."""
+
+    counters: tuple[int, ...]
+    settlement: SettlementAccount | None
+    reserve_minor: int  # a settlement account's capacity (for the facility points)
+    correspondent: CorrespondentAccount | None
+    points: tuple[FxPoint, ...]
+
+
 class NetworkView:
-    def __init__(self, network: Network, rates: RateTable) -> None:
+    def __init__(self, network: Network, rates: RateTable, *, incremental: bool = True) -> None:
+        """``incremental``: a graph is rebuilt from what changed since the last one (each
+        account's routing inputs are derived again only when its balances moved; the new graph
+        shares the compiled structure and memo tables of the one it replaces,
+        ``RoutingGraph.build(reuse=...)``), which gives the same graph faster. False rebuilds
+        every graph from scratch (the reference that the simulator's benchmark and equivalence
+        test compare with). The network is read as immutable."""
         self.network = network
+        self.incremental = incremental
+        self._inputs: dict[tuple[int, bool], _AccountInputs] = {}
+        self._facility_templates: dict[tuple[Scenario, bool], list[_FacilitySide]] = {}
+        self._routed: list[tuple[AccountKey, Account, str]] | None = None
+        self._swap_lines: list[tuple[AccountKey, Account]] | None = None
+        self._providers: list[FxPoint] | None = None
+        self._forwarding: dict[str, frozenset[str]] | None = None
+        self._rates_memo: tuple[RateTable, int, RateTable] | None = None
         self.rates = rates
         self.accounts: Mapping[AccountKey, Account] = network.accounts_by_key
         # The same accounts by their keys' text (``Account.ref``), for callers that still name
@@ -102,8 +128,14 @@ class NetworkView:
         """The quotes firm at ``clock_ns`` (the ledger clock): stale ones are never used."""
         if clock_ns <= 0:
             return self.rates
+        memo = self._rates_memo
+        if memo is not None and memo[0] is self.rates and memo[1] == clock_ns:
+            return memo[2]  # The same table at the same instant (a batch prices many payments).
         epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        return self.rates.valid_at(epoch + dt.timedelta(microseconds=clock_ns // 1000))
+        firm = self.rates.valid_at(epoch + dt.timedelta(microseconds=clock_ns // 1000))
+        if self.incremental:
+            self._rates_memo = (self.rates, clock_ns, firm)
+        return firm
 
     def account_id(self, key: AccountKey | str) -> int | None:
         """The ledger id of the network account ``key`` (a key or its text), None if none."""
@@ -141,7 +173,8 @@ class NetworkView:
             if generation == self.generation and fresh_enough:
                 self._graphs[key] = (graph, generation, built_at, uses + 1)
                 return graph
-        graph = self._build(ledger, scenario, ignore_balances, ever)
+        previous = cached[0] if cached is not None and self.incremental else None
+        graph = self._build(ledger, scenario, ignore_balances, ever, previous)
         self._graphs[key] = (graph, self.generation, timestamp, 1)
         return graph
 
@@ -154,32 +187,28 @@ class NetworkView:
         return cached is not None and cached[1:3] == (self.generation, ledger.state.last_timestamp)
 
     def _build(
-        self, ledger: Ledger, scenario: Scenario, ignore_balances: bool, ever: bool = False
+        self,
+        ledger: Ledger,
+        scenario: Scenario,
+        ignore_balances: bool,
+        ever: bool = False,
+        previous: RoutingGraph | None = None,
     ) -> RoutingGraph:
         settlement: list[SettlementAccount] = []
         correspondents: list[CorrespondentAccount] = []
         fx_points: list[FxPoint] = list(self._provider_points())
         reserves: dict[AccountKey, int] = {}
-        agents = self.network.settlement_agents
-        for key, account in self.accounts.items():
+        for key, account, agent in self._routed_accounts():
             found = ledger.lookup_account(account.id)
             if found is None:
                 continue
-            balances = Balances.of(found)
-            if ignore_balances and key.kind is not AccountKeyKind.SWAP_LINE:
-                balances = _unbounded(balances)
-            limit = balances.credit_limit
-            if key.kind is AccountKeyKind.SETTLEMENT:
-                agent = agents.get(key.currency)
-                if agent is None or agent == key.owner:
-                    continue
-                balance = max(balances.available_minor, -limit)
-                settlement.append(SettlementAccount(key.owner, agent, key.currency, balance, limit))
-                reserves[key] = max(balance + limit, 0)
-            elif key.kind is AccountKeyKind.VOSTRO:
-                correspondent, points = self._vostro_edges(key, balances)
-                correspondents.append(correspondent)
-                fx_points += points
+            made = self._account_inputs(key, account.id, agent, found, ignore_balances)
+            if made.settlement is not None:
+                settlement.append(made.settlement)
+                reserves[key] = made.reserve_minor
+            elif made.correspondent is not None:
+                correspondents.append(made.correspondent)
+                fx_points += made.points
         fx_points += self._facility_points(reserves, scenario, ever)
         return RoutingGraph.build(
             settlement_accounts=settlement,
@@ -188,19 +217,89 @@ class NetworkView:
             suspended=scenario.suspended,
             corridor_cuts=scenario.corridor_cuts,
             forwarding=self.forwarding,
+            reuse=previous,
         )
+
+    def swap_line_accounts(self) -> list[tuple[AccountKey, Account]]:
+        """The swap-line accounts, in ``accounts`` order."""
+        if self._swap_lines is None or not self.incremental:
+            self._swap_lines = [
+                (key, account)
+                for key, account in self.accounts.items()
+                if key.kind is AccountKeyKind.SWAP_LINE
+            ]
+        return self._swap_lines
+
+    def _routed_accounts(self) -> list[tuple[AccountKey, Account, str]]:
+        """The accounts the graph routes over, in ``accounts`` order: members' settlement
+        accounts (with their settlement agent) and vostros (with "")."""
+        if self._routed is not None and self.incremental:
+            return self._routed
+        agents = self.network.settlement_agents
+        routed = []
+        for key, account in self.accounts.items():
+            if key.kind is AccountKeyKind.SETTLEMENT:
+                agent = agents.get(key.currency)
+                if agent is not None and agent != key.owner:
+                    routed.append((key, account, agent))
+            elif key.kind is AccountKeyKind.VOSTRO:
+                routed.append((key, account, ""))
+        self._routed = routed
+        return routed
+
+    def _account_inputs(
+        self,
+        key: AccountKey,
+        account_id: int,
+        agent: str,
+        state: BalanceCounters,
+        ignore_balances: bool,
+    ) -> _AccountInputs:
+        """``key``'s routing inputs from its balances (derived again only when they moved)."""
+        counters = (
+            state.debits_pending,
+            state.debits_posted,
+            state.credits_pending,
+            state.credits_posted,
+            state.credit_limit,
+            state.flags,
+        )
+        cached = self._inputs.get((account_id, ignore_balances)) if self.incremental else None
+        if cached is not None and cached.counters == counters:
+            return cached
+        balances = Balances.of(state)
+        if ignore_balances:  # Never a swap-line account here: those keep their balances.
+            balances = _unbounded(balances)
+        limit = balances.credit_limit
+        if key.kind is AccountKeyKind.SETTLEMENT:
+            balance = max(balances.available_minor, -limit)
+            account = SettlementAccount(key.owner, agent, key.currency, balance, limit)
+            made = _AccountInputs(counters, account, max(balance + limit, 0), None, ())
+        else:
+            correspondent, points = self._vostro_edges(key, balances)
+            made = _AccountInputs(counters, None, 0, correspondent, tuple(points))
+        if cached is not None and made[1:] == cached[1:]:
+            made = cached._replace(counters=counters)  # The same inputs: the same objects.
+        if self.incremental:
+            self._inputs[(account_id, ignore_balances)] = made
+        return made
 
     @property
     def forwarding(self) -> dict[str, frozenset[str]]:
         """Per bank, the banks whose payments it forwards as their correspondent."""
-        return {
+        if self._forwarding is not None and self.incremental:
+            return self._forwarding
+        self._forwarding = {
             entry.bic: frozenset(entry.correspondent_for)
             for entry in self.network.participants
             if entry.correspondent_for
         }
+        return self._forwarding
 
     def _provider_points(self) -> list[FxPoint]:
         """Each declared FX provider converts both ways of each pair at its own quotes."""
+        if self._providers is not None and self.incremental:
+            return self._providers
         points = []
         for provider in self.network.fx_providers:
             consent = (
@@ -218,6 +317,7 @@ class NetworkView:
                             provider.bic, source, target, available, charge, provider.bic, consent
                         )
                     )
+        self._providers = points
         return points
 
     def _facility_points(
@@ -228,8 +328,26 @@ class NetworkView:
         tranches, and the counter-values of the partner's drawings), and retires the home
         currency it receives. ``ever``: what it could hold at most, the line's agreed size in
         that currency (0 where the size is unknown)."""
-        network, policy = self.network, self.network.swap_line_policy
         points = []
+        for side in self._facility_sides(scenario, ever):
+            point = side.point
+            if side.reserve is not None:
+                held = reserves.get(side.reserve, 0)
+                last = side.last
+                if last is None or last.available_minor != held:
+                    last = side.last = replace(point, available_minor=held)
+                point = last
+            points.append(point)
+        return points
+
+    def _facility_sides(self, scenario: Scenario, ever: bool) -> list[_FacilitySide]:
+        """The facilities' FX points with what they hold when that is fixed (an exhausted line:
+        0; ``ever``: the line's size), else the settlement account whose reserve they hold."""
+        cached = self._facility_templates.get((scenario, ever)) if self.incremental else None
+        if cached is not None:
+            return cached
+        network, policy = self.network, self.network.swap_line_policy
+        sides = []
         for line in network.swap_lines:
             countries = frozenset(bic[4:6] for bic in line.central_banks)
             exhausted = any(set(pair) == set(countries) for pair in scenario.exhausted_swap_lines)
@@ -242,14 +360,18 @@ class NetworkView:
                     if policy.facility_third_country
                     else frozenset({partner[4:6]}),
                 )
+                reserve = None
                 if exhausted:
                     held = 0
                 elif ever:
                     held = line.size_minor(foreign) or 0
                 else:
-                    held = reserves.get(AccountKey.settlement(bank, foreign), 0)
-                points.append(FxPoint(bank, home, foreign, held, 0, bank, clients))
-        return points
+                    held, reserve = 0, AccountKey.settlement(bank, foreign)
+                point = FxPoint(bank, home, foreign, held, 0, bank, clients)
+                sides.append(_FacilitySide(point, reserve, None))
+        if self.incremental:
+            self._facility_templates[(scenario, ever)] = sides
+        return sides
 
     def _vostro_edges(
         self, key: AccountKey, balances: Balances
@@ -271,6 +393,17 @@ class NetworkView:
             # home currency, in the holder's own books: no network liquidity needed.
             FxPoint(holder, code, home, AMOUNT_MAX // 4, 0, MARKET, own),
         ]
+
+
+@dataclass(slots=True)
+class _FacilitySide:
+    """One side of a swap line as an FX point; ``reserve``: the settlement account whose
+    capacity it holds (None: ``point.available_minor`` is fixed), and ``last``: its point as
+    last built (kept while what it holds is unchanged, so the graph knows it)."""
+
+    point: FxPoint
+    reserve: AccountKey | None
+    last: FxPoint | None
 
 
 def _merged(points: list[FxPoint]) -> list[FxPoint]:
@@ -299,9 +432,7 @@ def swap_line_utilisation(
 ) -> Iterable[tuple[AccountKey, Balances]]:
     """Every swap-line account with its balances: ``drawn_minor`` of ``credit_limit`` (the agreed
     size) is drawn."""
-    for key, account in view.accounts.items():
-        if key.kind is not AccountKeyKind.SWAP_LINE:
-            continue
+    for key, account in view.swap_line_accounts():
         state = ledger.lookup_account(account.id)
         if state is not None:
             yield key, Balances.of(state)

@@ -62,12 +62,14 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
 import enum
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Final, Literal, NamedTuple
 
 import numpy as np
@@ -357,7 +359,9 @@ class RoutingGraph:
     creditor anchor, reverse lower bounds (hops, spread, fees) and successor bounds are memoised.
 
     The memo tables make a graph unsafe to query from several threads at once; give each worker
-    its own graph (building is cheap) or serialise queries.
+    its own graph (building is cheap) or serialise queries. A graph rebuilt with ``build(...,
+    reuse=graph)`` over the same links (only capacities differ) shares them: none of them depends
+    on a capacity, so a query answers exactly as on a graph built afresh.
     """
 
     def __init__(
@@ -377,6 +381,11 @@ class RoutingGraph:
             edges, key=lambda e: (self._index[e.source], self._index[e.target], _KIND_RANK[e.kind])
         )
         self.edges: tuple[_Edge, ...] = tuple(ordered)
+        # Each edge's position by its link (``_rebalanced``): one edge per (source, target, kind).
+        self._position = {_link(e): i for i, e in enumerate(ordered)}
+        # Per input of ``build`` (an account, point or line), by identity: the input (kept
+        # alive, so that its id is not reused) and its edges with their places.
+        self._compiled: dict[int, tuple[_Input, tuple[tuple[int, _Edge], ...]]] = {}
         self.suspended = suspended
         self.corridor_cuts = cuts
         self._e_from = [self._index[e.source] for e in ordered]
@@ -422,6 +431,7 @@ class RoutingGraph:
         suspended: Iterable[str] = (),
         corridor_cuts: Iterable[tuple[str, str]] = (),
         forwarding: Mapping[str, Iterable[str]] | None = None,
+        reuse: RoutingGraph | None = None,
     ) -> RoutingGraph:
         """Validate the inputs and compile the graph.
 
@@ -434,26 +444,106 @@ class RoutingGraph:
         ``corridor_cuts`` lists ISO 3166 country pairs (either order); every edge between
         participants in the two countries is refused (``corridor_cut``).
 
+        ``reuse``: a graph built before, typically over the same network with older balances.
+        When the inputs make the same links as it (the same edges, fees, rate providers, consent,
+        suspensions, cuts and forwarding; only balances, limits and capacities may differ), the
+        new graph shares its compiled structure and memo tables instead of compiling them again
+        (``_rebalanced``); otherwise it is compiled afresh. Either way it answers every query
+        exactly as a graph built without ``reuse``.
+
         Raises:
             ValueError: a malformed BIC, unknown currency, negative limit, or duplicate link.
         """
-        edges: list[_Edge] = []
-        seen: set[tuple[object, ...]] = set()
-        for account in settlement_accounts:
-            edges.extend(_settlement_edges(account, seen))
-        for link in correspondents:
-            edges.extend(_correspondent_edges(link, seen))
-        for point in fx_points:
-            edges.append(_fx_edge(point, seen))
-        for line in swap_lines:
-            edges.append(_swap_edge(line, seen))
+        inputs: list[_Input] = [*settlement_accounts, *correspondents, *fx_points, *swap_lines]
         cuts = frozenset(frozenset((a, b)) for a, b in corridor_cuts)
         consent = (
             None
             if forwarding is None
             else {bank: frozenset(clients) for bank, clients in forwarding.items()}
         )
-        return cls(edges, frozenset(parse_bic(b) for b in suspended), cuts, consent)
+        banned = frozenset(parse_bic(b) for b in suspended)
+        if reuse is not None:
+            rebalanced = reuse._rebalanced(inputs, banned, cuts, consent)
+            if rebalanced is not None:
+                return rebalanced
+        seen: set[tuple[object, ...]] = set()
+        made = [(item, _edges_of(item, seen)) for item in inputs]
+        graph = cls([edge for _, edges in made for edge in edges], banned, cuts, consent)
+        graph._compiled = {
+            id(item): (item, tuple((graph._position[_link(edge)], edge) for edge in edges))
+            for item, edges in made
+        }
+        return graph
+
+    def _rebalanced(
+        self,
+        inputs: Sequence[_Input],
+        suspended: frozenset[str],
+        cuts: frozenset[frozenset[str]],
+        forwarding: Mapping[str, frozenset[str]] | None,
+    ) -> RoutingGraph | None:
+        """This graph with the capacities of ``inputs``, sharing everything compiled (node and
+        edge numbering, adjacency, relay core, rate contexts and their memo tables); None when
+        ``inputs`` make other links or differ in anything but capacity.
+
+        Exact: the compiled structure is a function of the links alone (edges are ordered by
+        (source, target, kind)), and the memo tables of fx factors, fee weights and lower bounds
+        read only links, fees and rate providers; capacities are read from ``edges`` during
+        each search (``_traverse``, ``_route``). An input equal to one this graph was built from
+        (they are immutable values) makes the same, already validated, edges at the same places;
+        only the others are compiled (and validated) again. Inputs are recognised by identity
+        (the caller passes the very objects of unchanged accounts), which costs no hashing.
+        """
+        if (suspended, cuts, forwarding) != (self.suspended, self.corridor_cuts, self.forwarding):
+            return None
+        edges = list(self.edges)
+        placed = bytearray(len(edges))
+        compiled: dict[int, tuple[_Input, tuple[tuple[int, _Edge], ...]]] = {}
+        changed = False
+        for item in inputs:
+            entry = self._compiled.get(id(item))
+            if entry is not None and entry[0] is item:
+                known = entry[1]
+            else:
+                found = self._placed(item)
+                if found is None:
+                    return None
+                known = found
+            for index, edge in known:
+                if placed[index]:
+                    return None  # A duplicate link: ``build`` compiles (and refuses) it.
+                placed[index] = 1
+                if edge is not edges[index]:
+                    changed = changed or edge != edges[index]
+                    edges[index] = edge
+            compiled[id(item)] = (item, known)
+        if not all(placed):
+            return None  # Fewer links than this graph has.
+        if not changed:  # The very same graph: keep it (and what its callers memoised on it).
+            self._compiled = compiled  # The same edges, known by today's inputs.
+            return self
+        twin = copy.copy(self)  # Shallow: the compiled tables and memo tables are shared.
+        twin.edges = tuple(edges)
+        twin._compiled = compiled
+        return twin
+
+    def _placed(self, item: _Input) -> tuple[tuple[int, _Edge], ...] | None:
+        """``item``'s edges (validated) at this graph's places for their links; None if a link
+        is not in this graph or differs from it in more than capacity."""
+        found = []
+        for edge in _edges_of(item, set()):
+            index = self._position.get(_link(edge))
+            if index is None:
+                return None
+            kept = self.edges[index]
+            if (edge.fee_minor, edge.rate_provider, edge.consent) != (
+                kept.fee_minor,
+                kept.rate_provider,
+                kept.consent,
+            ):
+                return None
+            found.append((index, edge))
+        return tuple(found)
 
     def node_index(self, node: Node) -> int | None:
         return self._index.get(node)
@@ -471,6 +561,25 @@ class RoutingGraph:
         while len(self._contexts) > _RATE_CONTEXTS_MAX:
             self._contexts.popitem(last=False)
         return context
+
+
+_Input = SettlementAccount | CorrespondentAccount | FxPoint | SwapLine
+
+
+def _link(edge: _Edge) -> tuple[Node, Node, EdgeKind]:
+    """What identifies an edge in a graph: at most one edge per (source, target, kind)."""
+    return (edge.source, edge.target, edge.kind)
+
+
+def _edges_of(item: _Input, seen: set[tuple[object, ...]]) -> tuple[_Edge, ...]:
+    """The validated edges of one input of ``RoutingGraph.build``."""
+    if isinstance(item, SettlementAccount):
+        return tuple(_settlement_edges(item, seen))
+    if isinstance(item, CorrespondentAccount):
+        return tuple(_correspondent_edges(item, seen))
+    if isinstance(item, FxPoint):
+        return (_fx_edge(item, seen),)
+    return (_swap_edge(item, seen),)
 
 
 def _static_block(
@@ -501,6 +610,15 @@ def _amount(value: object, field: str, *, signed: bool = False) -> int:
 
 
 def _node(bic: str, code: str) -> Node:
+    if isinstance(bic, str) and isinstance(code, str):
+        return _checked_node(bic, code)
+    currency(code)  # Raises: not a string.
+    return Node(parse_bic(bic), code)
+
+
+@lru_cache(maxsize=65_536)
+def _checked_node(bic: str, code: str) -> Node:
+    # Pure and hot (every graph build names every node): cached. Failures are not cached.
     currency(code)
     return Node(parse_bic(bic), code)
 
@@ -1144,6 +1262,7 @@ class _Successors:
         usable: list[_Option] = []
         too_far: list[int] = []
         parts = _successor_parts(query.context, self.bound, node, query.hop_limit)
+        edge_hops = graph._e_hops
         for least_hops, frontier, edge in parts:
             if not frontier or frontier[0][0] > budget:  # frontiers are sorted by hops
                 too_far.append(edge)
@@ -1152,8 +1271,10 @@ class _Successors:
             for h, loss, fee in frontier:
                 if h > budget:
                     break
-                static = min(static, hop_charge * h + amount * loss // _PPB + fee)
-            own = hop_charge * graph._e_hops[edge] + fee_weights[edge]
+                value = hop_charge * h + amount * loss // _PPB + fee
+                if value < static:
+                    static = value
+            own = hop_charge * edge_hops[edge] + fee_weights[edge]
             usable.append((static, least_hops, edge, own))
         for edge in self.into_target.get(node, ()):
             weight = graph._e_hops[edge]

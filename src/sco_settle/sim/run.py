@@ -90,6 +90,10 @@ class SimOptions:
     net_debit_caps: Mapping[tuple[str, str], int] = field(default_factory=dict)  # DNS
     union: UnionConfig | None = None  # None: the shipped reference_data/union.yaml
     fx_shock: FxShock | None = None  # every quote of one currency moved (a stress scenario)
+    # The engine's fast paths (incremental routing-graph rebuilds: ``NetworkView(incremental=
+    # True)``). They never change a result; False runs the reference paths (the baseline of
+    # benchmarks/simulate_bench.py; tests/sim/test_sim_speed_equivalence.py).
+    fast_paths: bool = True
 
 
 class SimClock:
@@ -291,7 +295,7 @@ def run_simulation(
         quotes = load_rates()
         if options.fx_shock is not None:
             quotes = shocked(quotes, options.fx_shock)
-        view = NetworkView(network, quotes)
+        view = NetworkView(network, quotes, incremental=options.fast_paths)
         engine = PaymentEngine(
             ledger,
             view,
