@@ -263,3 +263,18 @@ def test_a_quote_survives_a_restart_on_sqlite(tmp_path: Path) -> None:
     assert outcome.amount_delivered_minor == quote.receive_minor
     restarted.ledger.close()
     records.close()
+
+
+def test_one_bank_cannot_hold_every_providers_liquidity() -> None:
+    """Open quotes per debtor agent are bounded; another bank still gets its quote."""
+    from sco_settle.payments.quote_desk import QUOTES_OPEN_MAX
+
+    engine = engine_on()
+    for _ in range(QUOTES_OPEN_MAX):
+        quoted(engine, amount_minor=1_000_00)
+    refused = engine.quote_fx(request(amount_minor=1_000_00))
+    assert isinstance(refused, PaymentOutcome) and refused.reason is Reason.AM04
+    assert "open FX quotes" in refused.reason_text
+    assert isinstance(
+        engine.quote_fx(request(debtor_agent=OTHER_KZ_BANK, amount_minor=1_000_00)), FxQuote
+    )

@@ -14,6 +14,7 @@ from sco_settle.domain.results import CreateTransferResult as TR
 from sco_settle.domain.transfer import PendingStatus
 from sco_settle.payments.fx import Rounding
 from sco_settle.payments.fx_quotes import (
+    CODE_QUOTE_HOLD,
     QUOTE_SECONDS_MAX,
     QuoteStatus,
     amount_type_for,
@@ -65,6 +66,24 @@ class FxQuoteRequest:
     ref: str = ""
 
 
+# Open quotes one debtor agent may hold at once: a quote holds an FX provider's liquidity, so
+# without a bound one bank could hold all of it and starve every other bank's payments.
+QUOTES_OPEN_MAX = 16
+
+
+def open_quotes(engine: PaymentEngine, debtor_agent: str) -> int:
+    """How many of ``debtor_agent``'s quotes hold liquidity now (their holds are pending; a
+    quote's holds carry its id, which names its debtor agent, as ``ref``)."""
+    prefix = quote_id_for(debtor_agent, 0, 0).rsplit("-", 2)[0] + "-"
+    return len(
+        {
+            pending.ref
+            for pending in engine.ledger.state.pending_open.values()
+            if pending.code == CODE_QUOTE_HOLD and pending.ref.startswith(prefix)
+        }
+    )
+
+
 def make_quote(engine: PaymentEngine, request: FxQuoteRequest, sequence: int) -> FxQuote:
     """Price ``request`` on the best route now, save the quote, then hold its liquidity."""
     problem = bearer_problem(request.charge_bearer, request.amount_type)
@@ -72,6 +91,12 @@ def make_quote(engine: PaymentEngine, request: FxQuoteRequest, sequence: int) ->
         raise PaymentRejected(Reason.NARR, problem)
     if not 1 <= request.seconds <= QUOTE_SECONDS_MAX:
         raise PaymentRejected(Reason.NARR, f"a quote is firm for 1 to {QUOTE_SECONDS_MAX} seconds")
+    if open_quotes(engine, request.debtor_agent) >= QUOTES_OPEN_MAX:
+        raise PaymentRejected(
+            Reason.AM04,
+            f"{request.debtor_agent} already holds {QUOTES_OPEN_MAX} open FX quotes: use or let"
+            " them expire first (no bank may hold the providers' liquidity for everyone)",
+        )
     now = engine.clock()
     quote_id = quote_id_for(request.debtor_agent, now, sequence)
     probe = Payment(
